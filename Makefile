@@ -1,0 +1,33 @@
+# MLaaS4HEP: `make demo` runs the embedded default job, `make test` the test suite.
+# Both set up what they need first (idempotent).
+
+VENV   := .venv
+PYTHON := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint bench setup system-deps clean
+
+demo: $(STAMP)
+	$(VENV)/bin/mlaas4hep demo
+
+test: system-deps $(STAMP)
+	$(PYTHON) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: $(STAMP)
+	$(PYTHON) benchmarks/pipeline.py --memory-events 5000000
+
+setup: $(STAMP)
+
+$(STAMP): mlaas4hep/pyproject.toml cli/pyproject.toml scripts/setup-python.sh
+	scripts/setup-python.sh
+	touch $@
+
+system-deps:
+	scripts/setup-system.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache demo runs .cache

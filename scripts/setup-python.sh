@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The project's virtual environment (.venv) with both distributions installed editable:
+# mlaas4hep (service side) and mlaas4hep-cli (operator side). Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$python" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e "./mlaas4hep[xrootd,plots,test]" -e ./cli
