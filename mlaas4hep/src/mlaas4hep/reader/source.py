@@ -1,0 +1,49 @@
+"""Where a file's bytes come from: a local path, or a `root://` URL (directly or via redirector).
+
+This is the only module that knows about transports; everything downstream sees a location string
+uproot can open.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mlaas4hep.errors import InputFileError
+
+REMOTE_SCHEMES = ("root://", "roots://", "http://", "https://", "xroot://")
+
+# Fail fast on unreachable XRootD hosts instead of the client's default of minutes of retries.
+_XROOTD_DEFAULTS = {
+    "XRD_CONNECTIONWINDOW": "10",
+    "XRD_CONNECTIONRETRY": "1",
+    "XRD_REQUESTTIMEOUT": "60",
+    "XRD_STREAMTIMEOUT": "60",
+}
+for _key, _value in _XROOTD_DEFAULTS.items():
+    os.environ.setdefault(_key, _value)
+
+
+def is_remote(location: str) -> bool:
+    return location.startswith(REMOTE_SCHEMES)
+
+
+def join_redirector(redirector: str, path: str) -> str:
+    """root://host + /store/f.root -> root://host//store/f.root (XRootD wants the double slash)."""
+    return redirector.rstrip("/") + "//" + path.lstrip("/")
+
+
+def resolve_path(path: str, redirector: str = "", base_dir: Path | None = None) -> str:
+    """Local files win; otherwise a redirector prefix makes the path remote; else a clear error."""
+    if is_remote(path):
+        return path
+    candidate = Path(path).expanduser()
+    if not candidate.is_absolute() and base_dir is not None and (base_dir / candidate).exists():
+        candidate = base_dir / candidate
+    if candidate.exists():
+        if candidate.is_dir():
+            raise InputFileError(f"{path}: is a directory, expected a ROOT file")
+        return str(candidate.resolve())
+    if redirector:
+        return join_redirector(redirector, path)
+    raise InputFileError(f"{path}: file not found (and no 'redirector' is set to read it remotely)")
