@@ -1,0 +1,126 @@
+"""The chunk generator: each chunk takes the next slice of every file, in proportion to the
+file's share of the events (as the original RootDataGenerator did), flattens it with the global
+specs, attaches labels and optionally shuffles the rows with a seeded generator.
+
+The next chunk is read in a background thread while the caller works on the current one, so
+ROOT decompression overlaps with flattening and training.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import NamedTuple
+
+import numpy as np
+
+from mlaas4hep.arrays import flat_values
+from mlaas4hep.dataset import Dataset, InputFile
+from mlaas4hep.errors import DataValueError
+from mlaas4hep.flatten import Flattener
+from mlaas4hep.log import progress_bar
+from mlaas4hep.specs import Specs
+
+logger = logging.getLogger("mlaas4hep")
+
+
+class Chunk(NamedTuple):
+    """One chunk: rows `x` (float32), `mask` (uint8, 1 = padded) and labels `y`."""
+
+    x: np.ndarray
+    mask: np.ndarray
+    y: np.ndarray
+
+
+class ChunkGenerator:
+    """Iterate over a dataset chunk by chunk; iterating again starts from the beginning."""
+
+    def __init__(
+        self, dataset: Dataset, specs: Specs, prefetch: bool = True, progress: bool = True
+    ) -> None:
+        self.dataset = dataset
+        self.specs = specs
+        self.flattener = Flattener(specs, pad_value=dataset.params.nan)
+        self.prefetch = prefetch
+        self.progress = progress
+        self.events_read = 0
+        self.seconds = 0.0
+
+    @property
+    def columns(self) -> list[str]:
+        return self.flattener.columns
+
+    def __len__(self) -> int:
+        return self.dataset.num_chunks
+
+    def __iter__(self) -> Iterator[Chunk]:
+        dataset = self.dataset
+        rng = np.random.default_rng(dataset.params.seed)
+        began = time.perf_counter()
+        self.events_read = 0
+        total = dataset.total_events if self.progress else 0
+        with progress_bar("chunks", total, unit="events") as advance:
+            for chunk, n_read in self._chunks():
+                self.events_read += n_read
+                advance(n_read)
+                if dataset.params.shuffle and len(chunk.y) > 1:
+                    order = rng.permutation(len(chunk.y))
+                    chunk = Chunk(chunk.x[order], chunk.mask[order], chunk.y[order])
+                yield chunk
+        self.seconds = time.perf_counter() - began
+
+    def _chunks(self) -> Iterator[tuple[Chunk, int]]:
+        """Reading (and pre-processing) chunk k+1 in a background thread overlaps with
+        flattening chunk k, and with whatever the caller does with it, in this thread."""
+        streams = {f.listed: self.dataset.stream(f, f.step) for f in self.dataset.files}
+        count = self.dataset.num_chunks
+        if not self.prefetch:
+            for _ in range(count):
+                yield self._flatten(*self._read(streams))
+            return
+        with ThreadPoolExecutor(1, thread_name_prefix="mlaas4hep-prefetch") as pool:
+            pending: Future[tuple[list[tuple[InputFile, dict]], int]] | None = None
+            for index in range(count):
+                current = pending.result() if pending else self._read(streams)
+                pending = pool.submit(self._read, streams) if index + 1 < count else None
+                yield self._flatten(*current)
+
+    def _read(
+        self, streams: dict[str, Iterator[tuple[dict, int]]]
+    ) -> tuple[list[tuple[InputFile, dict]], int]:
+        """The next slice of every file that still has events, read and pre-processed."""
+        portions: list[tuple[InputFile, dict]] = []
+        n_read = 0
+        for f in self.dataset.files:
+            stream = streams[f.listed]
+            try:
+                arrays, read = next(stream)
+            except StopIteration:
+                continue
+            n_read += read
+            portions.append((f, arrays))
+        return portions, n_read
+
+    def _flatten(self, portions: list[tuple[InputFile, dict]], n_read: int) -> tuple[Chunk, int]:
+        """Flatten each file's slice straight into its rows of one chunk (no concatenation)."""
+        sizes = [len(next(iter(arrays.values()))) for _, arrays in portions]
+        x, mask = self.flattener.allocate(sum(sizes))
+        y = np.empty(sum(sizes), dtype=np.float32)
+        row = 0
+        for (f, arrays), size in zip(portions, sizes, strict=True):
+            rows = slice(row, row + size)
+            self.flattener.transform(arrays, out=(x[rows], mask[rows]))
+            y[rows] = self._labels(f, arrays, size)
+            row += size
+        return Chunk(x, mask, y), n_read
+
+    def _labels(self, f: InputFile, arrays: dict, n: int) -> np.ndarray:
+        branch = self.dataset.labels.branch
+        if branch is None:
+            return np.full(n, f.label, dtype=np.float32)
+        values = flat_values(arrays[branch]).astype(np.float32, copy=False)
+        if not np.isfinite(values).all():
+            raise DataValueError(f"{f.location}: label branch '{branch}' holds NaN or inf values")
+        return values
