@@ -1,0 +1,1 @@
+"""One module per command: argument wiring plus a call into a plain function."""

@@ -1,0 +1,30 @@
+"""The `mlaas4hep` command: each verb lives in its own module under commands/."""
+
+from __future__ import annotations
+
+import typer
+
+from mlaas4hep_cli import __version__
+from mlaas4hep_cli.commands import demo
+
+app = typer.Typer(
+    name="mlaas4hep",
+    help="MLaaS4HEP: train ML models on ROOT ntuples and deploy the service.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.command()(demo.demo)
+
+
+@app.command()
+def version() -> None:
+    """Print the toolkit version."""
+    typer.echo(f"mlaas4hep-cli {__version__}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

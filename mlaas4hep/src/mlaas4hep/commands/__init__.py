@@ -1,0 +1,1 @@
+"""Service-side command-line entry points (thin wrappers over library functions)."""

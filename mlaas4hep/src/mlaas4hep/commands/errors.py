@@ -1,0 +1,25 @@
+"""The one place where errors become a user message and an exit code."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+
+from mlaas4hep.errors import MlaasError
+from mlaas4hep.log import console
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """MlaasError -> 'error: ...' on stderr and exit 2; Ctrl-C -> exit 130."""
+    try:
+        yield
+    except MlaasError as exc:
+        console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise typer.Exit(130) from None
