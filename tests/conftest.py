@@ -1,0 +1,59 @@
+"""Shared fixtures: sample ntuples (written once per session) and real servers on loopback."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlaas4hep.sample import SampleSet, write_sample
+
+from support.xrootd import XRootDServer, start_xrootd
+
+SAMPLE_EVENTS = 6000
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Specs caching must never leak between tests or into the user's home."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> SampleSet:
+    """Signal + background ntuples with the poster's branch names (read-only for tests)."""
+    return write_sample(
+        tmp_path_factory.mktemp("sample"), events=SAMPLE_EVENTS, seed=3, basket_events=2000
+    )
+
+
+@pytest.fixture
+def sample_copy(sample: SampleSet, tmp_path: Path) -> SampleSet:
+    """A private copy of the sample that a test may modify."""
+    folder = tmp_path / "sample"
+    shutil.copytree(sample.folder, folder)
+    files = tuple(folder / p.name for p in sample.files)
+    (folder / "files.txt").write_text("".join(f"{f}\n" for f in files))
+    return SampleSet(
+        folder,
+        files,
+        folder / "files.txt",
+        folder / "labels.txt",
+        folder / "params.json",
+        folder / "preproc.json",
+    )
+
+
+@pytest.fixture(scope="session")
+def xrootd_server(sample: SampleSet) -> Iterator[XRootDServer]:
+    """A real xrootd on loopback serving the sample files under /data."""
+    server = start_xrootd()
+    for path in sample.files:
+        shutil.copy(path, server.data / path.name)
+    server.give_to_server()
+    yield server
+    server.stop()

@@ -1,0 +1,1 @@
+"""Helpers that start real servers on loopback for the tests, and stop them by PID."""
