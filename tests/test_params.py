@@ -94,7 +94,9 @@ def test_missing_params_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_later_original_keys_are_understood() -> None:
-    params = parse_params({"training": "standard", "split": 0.3, "nan": -1, "metrics": "auc"})
+    params = parse_params({"training": "standard", "split": 0.3, "nan": -1, "metrics": True})
     assert params.training == "standard"
     assert params.split.test == pytest.approx(0.3)
-    assert params.nan == -1.0 and params.metrics == ["auc"]
+    assert params.nan == -1.0 and params.metrics.threshold == 0.5
+    assert parse_params({"metrics": {"threshold": 0.7}}).metrics.threshold == 0.7
+    assert parse_params({"metrics": {"threshold": 0}}).metrics.threshold == 0.5

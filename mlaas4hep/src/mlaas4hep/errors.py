@@ -46,3 +46,30 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """A ' (did you mean 'x'?)' suffix, or '' when nothing is close."""
     best = closest(name, candidates)
     return f" (did you mean '{best}'?)" if best else ""
+
+
+class ModelError(MlaasError):
+    """A model file or model object that cannot be trained (syntax error, wrong type, ...)."""
+
+
+class FrameworkMissing(MlaasError):
+    """The ML framework a model needs is not installed; says which extra to install."""
+
+    EXTRAS = {  # noqa: RUF012 - a lookup table
+        "tensorflow": "keras",
+        "keras": "keras",
+        "torch": "torch",
+        "sklearn": "sklearn",
+        "xgboost": "xgboost",
+        "onnx": "onnx",
+        "onnxruntime": "onnx",
+        "skl2onnx": "onnx",
+        "onnxmltools": "onnx",
+    }
+
+    def __init__(self, module: str, needed_by: str) -> None:
+        top = module.split(".")[0]
+        extra = self.EXTRAS.get(top)
+        how = f"pip install 'mlaas4hep[{extra}]'" if extra else f"pip install {top}"
+        super().__init__(f"{needed_by} needs '{top}', which is not installed: {how}")
+        self.module = top

@@ -36,8 +36,20 @@ class SplitFractions(BaseModel):
     """Fractions of events held out for validation and test (the rest trains)."""
 
     model_config = ConfigDict(extra="forbid")
-    validation: float = Field(0.0, ge=0.0, lt=1.0)
+    validation: float = Field(0.1, ge=0.0, lt=1.0)
     test: float = Field(0.2, ge=0.0, lt=1.0)
+
+
+class MetricsOptions(BaseModel):
+    """The original's `metrics`: true, or {"threshold": t} (0 meaning the default 0.5)."""
+
+    model_config = ConfigDict(extra="forbid")
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+
+    @field_validator("threshold")
+    @classmethod
+    def _zero_is_default(cls, value: float) -> float:
+        return value or 0.5
 
 
 class Params(BaseModel):
@@ -62,17 +74,22 @@ class Params(BaseModel):
     redirector: str = Field("", description="XRootD prefix for paths not found locally")
     verbose: int = Field(0, ge=0)
     nan: float = Field(0.0, description="padding value for missing jagged entries")
-    metrics: list[str] = Field(default_factory=list)
+    metrics: MetricsOptions = Field(default_factory=MetricsOptions)
     training: Literal["chunk", "standard"] = Field("chunk")
+    task: Literal["auto", "binary", "multiclass", "regression"] = Field(
+        "auto", description="what to learn; auto: from the labels"
+    )
+    plots: bool = Field(True, description="draw the plots in the `hist` folder")
+    cache_mb: int = Field(
+        1024, ge=0, description="keep chunks in memory between passes up to this size (MB)"
+    )
     split: SplitFractions = Field(default_factory=SplitFractions)
     non_finite: Literal["error", "drop"] = Field(
         "error", description="what to do with NaN/inf in the data: fail, or drop those events"
     )
     workers: int = Field(2, ge=1, description="threads used to decompress ROOT baskets")
 
-    @field_validator(
-        "identifier", "selected_branches", "exclude_branches", "metrics", mode="before"
-    )
+    @field_validator("identifier", "selected_branches", "exclude_branches", mode="before")
     @classmethod
     def _names(cls, value: Any) -> list[str]:
         return as_name_list(value)
@@ -89,6 +106,13 @@ class Params(BaseModel):
         # The original used "standard" for whole-epoch passes and anything else for chunk-wise.
         if isinstance(value, str) and value.lower() in {"chunk", "chunks", "chunk-wise", ""}:
             return "chunk"
+        return value
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _metrics(cls, value: Any) -> Any:
+        if value is None or isinstance(value, (bool, list | str)):
+            return {}
         return value
 
     @field_validator("split", mode="before")

@@ -96,10 +96,14 @@ def _jagged(rng: np.random.Generator, counts: np.ndarray) -> np.ndarray:
 
 
 def generate_events(
-    n: int, signal: bool, rng: np.random.Generator, shape: SampleShape, first_event: int = 0
+    n: int, signal: float, rng: np.random.Generator, shape: SampleShape, first_event: int = 0
 ) -> dict[str, object]:
-    """One batch of events as uproot-writable arrays (records for collections)."""
-    s = 1.0 if signal else 0.0
+    """One batch of events as uproot-writable arrays (records for collections).
+
+    `signal` 1 gives ttH(bb)-like events, 0 ttbar-like ones; values between give a process
+    in between (a third class for multi-class tests).
+    """
+    s = float(signal)
     data: dict[str, object] = {}
     data["run"] = np.full(n, 1, dtype=np.int32)
     data["event"] = np.arange(first_event, first_event + n, dtype=np.int64)
@@ -108,7 +112,7 @@ def generate_events(
     n_jets = np.clip(rng.poisson(1.6 + 0.9 * s, n) + 1, 1, 8).astype(np.int32)
     jet_pt = (300 + rng.exponential(180 + 60 * s, n_jets.sum())).astype(np.float32)
     jet_eta = rng.normal(0, 1.1, n_jets.sum()).astype(np.float32)
-    top_or_higgs = rng.random(n_jets.sum()) < (0.35 if signal else 0.05)
+    top_or_higgs = rng.random(n_jets.sum()) < 0.05 + 0.30 * s
     jet_mass = (
         np.where(
             top_or_higgs,
@@ -144,7 +148,10 @@ def generate_events(
             np.float32
         ),
     }
-    n_leptons = rng.choice(4, n, p=[0.70, 0.22, 0.06, 0.02] if signal else [0.6, 0.28, 0.09, 0.03])
+    lepton_odds = s * np.array([0.70, 0.22, 0.06, 0.02]) + (1 - s) * np.array(
+        [0.6, 0.28, 0.09, 0.03]
+    )
+    n_leptons = rng.choice(4, n, p=lepton_odds)
     n_leptons = n_leptons.astype(np.int32)
     lep_pt = (10 + rng.exponential(35, n_leptons.sum())).astype(np.float32)
     leptons = {
@@ -191,7 +198,7 @@ def _counter_names(shape: SampleShape) -> dict[str, str]:
 def write_file(
     path: Path,
     events: int,
-    signal: bool,
+    signal: float,
     seed: int,
     shape: SampleShape = SampleShape(),
     basket_events: int = 10000,

@@ -143,6 +143,19 @@ class Specs:
             names += [f"{key}_{i}" for i in range(length) for key in group]
         return names
 
+    def branch_columns(self) -> dict[str, list[int]]:
+        """Column indices of every branch (a jagged branch has one per object)."""
+        where: dict[str, list[int]] = {key: [i] for i, key in enumerate(self.fkeys)}
+        column = len(self.fkeys)
+        for group in self.jgroups:
+            for _slot in range(self.jdim[group[0]]):
+                for key in group:
+                    where.setdefault(key, []).append(column)
+                    column += 1
+        for key in self.jkeys:
+            where.setdefault(key, [])
+        return where
+
     def to_json(self) -> dict[str, Any]:
         return {
             "jdim": self.jdim,
