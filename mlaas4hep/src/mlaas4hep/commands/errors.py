@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import typer
+from rich.markup import escape
 
 from mlaas4hep.errors import MlaasError
 from mlaas4hep.log import console
@@ -18,7 +19,9 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except MlaasError as exc:
-        console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        console.print(
+            f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True
+        )
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
