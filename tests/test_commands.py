@@ -155,11 +155,15 @@ def test_operator_demo_runs_the_embedded_default(tmp_path: Path) -> None:
         "--dir",
         str(tmp_path / "demo"),
         "--events",
-        "2000",
-        "--chunk-size",
-        "1000",
+        "3000",
+        "--model",
+        "builtin:linear",
+        "--epochs",
+        "1",
     )
     assert result.returncode == 0, result.stderr
-    assert "MLaaS4HEP chunks" in result.stdout and "events read / kept" in result.stdout
+    assert "MLaaS4HEP workflow" in result.stdout and "test metrics" in result.stdout
     runs = list((tmp_path / "demo" / "runs").iterdir())
-    assert len(runs) == 1 and (runs[0] / "global-specs.json").is_file()
+    assert len(runs) == 1
+    for name in ("global-specs.json", "metrics.json", "manifest.json", "pdfs/roc.png"):
+        assert (runs[0] / name).is_file(), name

@@ -1,0 +1,2 @@
+def model(idim):
+    return {"layers": [idim, 1]}
