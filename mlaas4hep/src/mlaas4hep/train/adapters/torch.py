@@ -162,6 +162,7 @@ class TorchAdapter(ModelAdapter):
                 dynamic_shapes=({0: torch.export.Dim("batch")},),
                 dynamo=True,
                 verbose=False,
+                external_data=False,  # one self-contained file: the TFaaS bundle copies only it
             )
         except Exception as exc:
             logger.info(
