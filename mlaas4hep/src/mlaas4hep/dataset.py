@@ -62,12 +62,13 @@ class Dataset:
         params: Params,
         preproc: Preproc,
         base_dir: Path | None = None,
+        confine_to: Path | None = None,
     ) -> Dataset:
         executor = ThreadPoolExecutor(params.workers) if params.workers > 1 else None
         opened: list[InputFile] = []
         try:
             for index, listed in enumerate(files):
-                location = resolve_path(listed, params.redirector, base_dir)
+                location = resolve_path(listed, params.redirector, base_dir, confine_to)
                 tree = RootTree.open(location, params.branch, executor)
                 label = labels.per_file[index] if labels.per_file is not None else None
                 opened.append(InputFile(listed, location, label, tree))

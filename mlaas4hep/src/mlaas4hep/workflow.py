@@ -64,7 +64,13 @@ def run_workflow(
     specs_path: Path | None = None,
     run_name: str = "model",
     params: Params | None = None,
+    inputs_root: Path | None = None,
 ) -> WorkflowResult:
+    """Run the whole workflow into `run_dir`.
+
+    `inputs_root` (server jobs): relative paths are relative to it, and no local file outside
+    it is read.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # CPU hosts: no CUDA probe noise
     from mlaas4hep.artifacts.export import export_models, write_bundle
     from mlaas4hep.artifacts.metrics import compute_metrics
@@ -97,7 +103,9 @@ def run_workflow(
         },
     )
     write_json_atomic(run_dir / "params.json", params.model_dump(mode="json"))
-    with Dataset.open(file_list, label_source, params, preproc) as dataset:
+    with Dataset.open(
+        file_list, label_source, params, preproc, inputs_root, inputs_root
+    ) as dataset:
         specs = obtain_specs(dataset, run_dir, specs_path, SpecsCache.default())
         lap("specs")
         generator = ChunkGenerator(dataset, specs)

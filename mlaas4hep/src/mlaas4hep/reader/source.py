@@ -33,17 +33,29 @@ def join_redirector(redirector: str, path: str) -> str:
     return redirector.rstrip("/") + "//" + path.lstrip("/")
 
 
-def resolve_path(path: str, redirector: str = "", base_dir: Path | None = None) -> str:
-    """Local files win; otherwise a redirector prefix makes the path remote; else a clear error."""
+def resolve_path(
+    path: str, redirector: str = "", base_dir: Path | None = None, confine_to: Path | None = None
+) -> str:
+    """Local files win; otherwise a redirector prefix makes the path remote; else a clear error.
+
+    With `confine_to` (a server job's inputs folder), local files outside it are never read:
+    such paths can only be reached through the redirector.
+    """
     if is_remote(path):
         return path
     candidate = Path(path).expanduser()
-    if not candidate.is_absolute() and base_dir is not None and (base_dir / candidate).exists():
+    if not candidate.is_absolute() and base_dir is not None:
         candidate = base_dir / candidate
-    if candidate.exists():
+    allowed = confine_to is None or candidate.resolve().is_relative_to(confine_to.resolve())
+    if allowed and candidate.exists():
         if candidate.is_dir():
             raise InputFileError(f"{path}: is a directory, expected a ROOT file")
         return str(candidate.resolve())
     if redirector:
         return join_redirector(redirector, path)
+    if not allowed:
+        raise InputFileError(
+            f"{path}: local files outside the job's inputs cannot be read "
+            "(upload it in the bundle, or set a 'redirector')"
+        )
     raise InputFileError(f"{path}: file not found (and no 'redirector' is set to read it remotely)")

@@ -1,0 +1,113 @@
+"""Server configuration: a YAML file and/or MLAAS4HEP_SERVER_* environment variables."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mlaas4hep.auth import AuthSettings
+from mlaas4hep.errors import ConfigError
+
+MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+
+
+def memory_mb(value: Any) -> int:
+    """'3gb', '512MB', '4G', 2048 (MB) -> megabytes."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return int(value)
+    match = MEMORY.match(str(value))
+    if not match:
+        raise ValueError(f"not a memory size: {value!r} (e.g. 3gb, 512mb)")
+    number, unit = float(match.group(1)), match.group(2).lower()
+    factor = {"": 1, "k": 1 / 1024, "m": 1, "g": 1024, "t": 1024**2}[unit]
+    return max(1, int(number * factor))
+
+
+class ContainerSettings(BaseModel):
+    """Jobs in containers through the Docker API (Docker, or podman's API socket)."""
+
+    base_url: str = Field("unix:///run/podman/podman.sock", description="DOCKER_HOST of the engine")
+    image: str = Field("localhost/mlaas4hep-pipeline:latest", description="the pipeline image")
+    network: str = Field("bridge", description="container network (none: no network at all)")
+    job_mount: str = Field("/job", description="where the job folder appears in the container")
+    host_data_dir: Path | None = Field(None, description="data_dir as the engine's host sees it")
+    python: str = Field("python3", description="the Python that has mlaas4hep in the image")
+    extra_mounts: list[str] = Field(
+        default_factory=list, description="more volumes, host:container[:ro]"
+    )
+    environment: dict[str, str] = Field(default_factory=dict)
+
+
+class DaskSettings(BaseModel):
+    """Jobs on a Dask cluster; job folders must be on storage the workers share."""
+
+    scheduler: str | None = Field(None, description="tcp://host:8786, or none for a local cluster")
+    local_workers: int = Field(1, ge=1)
+
+
+class PublishSettings(BaseModel):
+    """Where finished models go: a TFaaS-compatible inference service."""
+
+    tfaas_url: str | None = None
+    token_url: str | None = Field(None, description="OIDC token endpoint (client credentials)")
+    client_id: str | None = None
+    client_secret_file: Path | None = None
+    audience: str | None = None
+    verify_tls: bool | str = True
+
+
+class ServerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MLAAS4HEP_SERVER_", env_nested_delimiter="__")
+
+    data_dir: Path = Path("/var/lib/mlaas4hep")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    auth: AuthSettings
+    executor: Literal["local", "container", "dask"] = "local"
+    max_running_jobs: int = Field(2, ge=1)
+    default_cpus: int = Field(1, ge=1)
+    max_cpus: int = Field(4, ge=1)
+    default_memory_mb: int = Field(4096, ge=64)
+    max_memory_mb: int = Field(16384, ge=64)
+    gpus: int = Field(0, ge=0, description="GPUs this server may give to jobs")
+    upload_limit_mb: int = Field(2048, ge=1, description="largest upload accepted")
+    bundle_limit_mb: int = Field(4096, ge=1, description="largest bundle once unpacked")
+    bundle_max_files: int = Field(10000, ge=1)
+    publish_by_default: bool = True
+    publish: PublishSettings = Field(default_factory=PublishSettings)
+    container: ContainerSettings = Field(default_factory=ContainerSettings)
+    dask: DaskSettings = Field(default_factory=DaskSettings)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    @field_validator("default_memory_mb", "max_memory_mb", mode="before")
+    @classmethod
+    def _memory(cls, value: Any) -> int:
+        return memory_mb(value)
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.data_dir / "jobs"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> ServerSettings:
+    """Settings from a YAML file (if any), the environment, then explicit overrides."""
+    document: dict[str, Any] = {}
+    if path is not None:
+        try:
+            document = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{path}: cannot read the server configuration: {exc}") from None
+    try:
+        return ServerSettings(**{**document, **overrides})
+    except Exception as exc:
+        raise ConfigError(f"invalid server configuration: {exc}") from None
