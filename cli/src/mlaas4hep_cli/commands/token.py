@@ -1,0 +1,51 @@
+"""`mlaas4hep token`: print an access token (for curl: TOKEN=$(mlaas4hep token -a ACCOUNT))."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Optional
+
+import typer
+
+from mlaas4hep_cli.errors import user_errors
+from mlaas4hep_cli.tokens import get_token
+
+
+def token(
+    account: Annotated[
+        str | None,
+        typer.Option(
+            "--account",
+            "-a",
+            help="oidc-agent account",
+        ),
+    ] = None,
+    issuer: Annotated[Optional[str], typer.Option(help="oidc-agent issuer URL")] = None,  # noqa: UP045
+    min_valid: Annotated[int, typer.Option(help="seconds the token must stay valid")] = 60,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="token with its subject and expiry")
+    ] = False,
+) -> None:
+    """Print an access token from oidc-agent (or MLAAS4HEP_TOKEN)."""
+    with user_errors():
+        value = get_token(None, account, issuer, min_valid)
+    if not as_json:
+        typer.echo(value)
+        return
+    import jwt
+
+    claims = jwt.decode(value, options={"verify_signature": False})
+    expires = claims.get("exp")
+    typer.echo(
+        json.dumps(
+            {
+                "access_token": value,
+                "subject": claims.get("sub"),
+                "issuer": claims.get("iss"),
+                "audience": claims.get("aud"),
+                "expires_at": expires,
+                "expires_in": int(expires - time.time()) if expires else None,
+            }
+        )
+    )
