@@ -1,4 +1,5 @@
-"""A real xrootd server on loopback serving a folder of files (Debian's xrootd-server).
+"""Real xrootd servers on loopback (Debian's xrootd-server): a plain or GSI file server, or
+any configuration given whole (the caching proxy rendered from our template).
 
 xrootd refuses to run as root, so as root it is started with `-R xrootd` and its folders are
 given to that user; every parent folder must be traversable, hence a world-readable base folder
@@ -26,6 +27,7 @@ class XRootDServer:
     port: int
     extra_config: list[str] = field(default_factory=list)
     name: str = "mlaas4hep-test"
+    config: str | None = None  # a whole configuration instead of the file server's
 
     @property
     def data(self) -> Path:
@@ -37,7 +39,27 @@ class XRootDServer:
 
     @property
     def pid_file(self) -> Path:
+        """A given `config` must use BASE/run as its adminpath/pidpath for this to hold."""
         return self.base / "run" / self.name / "xrootd.pid"
+
+    @property
+    def log_file(self) -> Path:
+        """xrootd puts its log in a folder named after the instance (-n NAME)."""
+        return self.base / self.name / "xrootd.log"
+
+    def file_server_config(self) -> str:
+        lines = [
+            f"xrd.port {self.port}",
+            "xrd.network nodnr",
+            "all.export /data",
+            f"oss.localroot {self.base}",
+            f"all.adminpath {self.base / 'run'}",
+            f"all.pidpath {self.base / 'run'}",
+            "xrd.allow host localhost",
+            "xrd.allow host 127.0.0.1",
+            *self.extra_config,
+        ]
+        return "\n".join(lines) + "\n"
 
     def start(self) -> None:
         if shutil.which("xrootd") is None:
@@ -47,22 +69,7 @@ class XRootDServer:
         (self.base / "run").mkdir(parents=True, exist_ok=True)
         self.data.mkdir(parents=True, exist_ok=True)
         config = self.base / "xrootd.cfg"
-        config.write_text(
-            "\n".join(
-                [
-                    f"xrd.port {self.port}",
-                    "xrd.network nodnr",
-                    "all.export /data",
-                    f"oss.localroot {self.base}",
-                    f"all.adminpath {self.base / 'run'}",
-                    f"all.pidpath {self.base / 'run'}",
-                    "xrd.allow host localhost",
-                    "xrd.allow host 127.0.0.1",
-                    *self.extra_config,
-                ]
-            )
-            + "\n"
-        )
+        config.write_text(self.config or self.file_server_config())
         command = [
             "xrootd",
             "-c",
@@ -77,7 +84,11 @@ class XRootDServer:
             command[1:1] = ["-R", "xrootd"]
             subprocess.run(["chown", "-R", "xrootd", str(self.base)], check=True)
         subprocess.run(command, check=True)
-        wait_for_port(self.port)
+        try:
+            wait_for_port(self.port)
+        except TimeoutError as exc:
+            log = self.log_file.read_text() if self.log_file.exists() else "(no log)"
+            raise RuntimeError(f"xrootd did not start: {exc}\n{log[-3000:]}") from None
 
     def give_to_server(self) -> None:
         """Make newly copied files readable by the server's user."""
@@ -92,11 +103,53 @@ class XRootDServer:
             pid = int(self.pid_file.read_text().split()[0])
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
+            while _running(pid) and time.monotonic() < deadline + 5:
+                time.sleep(0.05)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a daemon's exit may wait for a reaper that never comes here)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def server_base(prefix: str = "mlaas4hep-xrootd-") -> Path:
+    """A fresh world-traversable folder for one server."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    base.chmod(0o755)
+    return base
 
 
 def start_xrootd(extra_config: list[str] | None = None) -> XRootDServer:
-    base = Path(tempfile.mkdtemp(prefix="mlaas4hep-xrootd-"))
-    base.chmod(0o755)
-    server = XRootDServer(base, free_port(), extra_config or [])
+    server = XRootDServer(server_base(), free_port(), extra_config or [])
+    server.start()
+    return server
+
+
+def start_gsi_xrootd(cert_dir: Path, host_cert: Path, host_key: Path) -> XRootDServer:
+    """A file server that admits only clients presenting a proxy its CA folder trusts.
+
+    The host pair is copied in so that the key can be owned by xrootd with mode 0400.
+    """
+    base = server_base("mlaas4hep-gsi-")
+    security = base / "security"
+    security.mkdir()
+    shutil.copy(host_cert, security / "hostcert.pem")
+    shutil.copy(host_key, security / "hostkey.pem")
+    (security / "hostkey.pem").chmod(0o400)
+    server = XRootDServer(
+        base,
+        free_port(),
+        [
+            "xrootd.seclib libXrdSec.so",
+            f"sec.protocol gsi -certdir:{cert_dir} -cert:{security / 'hostcert.pem'} "
+            f"-key:{security / 'hostkey.pem'} -crl:0 -ca:1 -gmapopt:nomap -vomsat:0",
+            "sec.protbind * only gsi",
+        ],
+        name="mlaas4hep-gsi",
+    )
     server.start()
     return server

@@ -192,6 +192,12 @@ def _open_file(location: str) -> Any:
         raise InputFileError(f"{location}: file not found on the remote server") from None
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}".strip()
+        if is_remote(location) and "Auth failed" in reason:
+            from mlaas4hep.x509.diagnose import explain_auth_failure
+
+            raise InputFileError(
+                f"{location}: the server refused authentication: {explain_auth_failure()}"
+            ) from None
         hint = ""
         if is_remote(location):
             hint = " (is the host reachable, and is a valid X.509 proxy set in X509_USER_PROXY?)"

@@ -1,0 +1,103 @@
+"""`mlaas4hep proxy status|renew`: the X.509 proxy used for authenticated remote reads.
+
+For now these act on this machine; a deployment target (over SSH) comes later and will call the
+same library functions there. The service package is imported only inside the commands, so the
+operator CLI stays light when it is not installed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from mlaas4hep_cli.errors import require_service_package, user_errors
+
+app = typer.Typer(
+    help="The X.509 proxy for authenticated XRootD reads: status, renew.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+stdout = Console()
+
+ProxyOption = Annotated[
+    Optional[Path],  # noqa: UP045 - Typer reads the annotation at run time on Python 3.10
+    typer.Option("--proxy", help="proxy file (default: $X509_USER_PROXY or /tmp/x509up_u<uid>)"),
+]
+
+
+@app.command()
+def status(
+    proxy: ProxyOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Show the proxy's identity, validity, renewal and last error; exit 1 if unhealthy."""
+    with user_errors():
+        require_service_package("mlaas4hep proxy status")
+        from mlaas4hep.x509 import RenewerSettings, proxy_status
+
+        report = proxy_status(RenewerSettings.build(proxy=proxy))
+        if as_json:
+            print(json.dumps(report.to_json()))
+        else:
+            stdout.print(report.describe(), highlight=False, markup=False)
+        if not report.healthy:
+            raise typer.Exit(1)
+
+
+@app.command()
+def renew(
+    proxy: ProxyOption = None,
+    cert: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="user certificate (default: $X509_USER_CERT or ~/.globus)"),
+    ] = None,
+    key: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="user key (default: $X509_USER_KEY or ~/.globus)"),
+    ] = None,
+    passphrase_file: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="secret file holding the key's passphrase"),
+    ] = None,
+    passphrase_stdin: Annotated[
+        bool, typer.Option(help="read the key's passphrase from the first line of stdin")
+    ] = False,
+    lifetime: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="validity of the new proxy, e.g. 12h (default: 12h)"),
+    ] = None,
+    vo: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="VO for VOMS attributes (uses voms-proxy-init)"),
+    ] = None,
+    tool: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="native, grid-proxy-init or voms-proxy-init (default: native)"),
+    ] = None,
+) -> None:
+    """Make a new proxy now from the user certificate and key."""
+    with user_errors():
+        require_service_package("mlaas4hep proxy renew")
+        from mlaas4hep.x509 import PassphraseSource, RenewerSettings, renew_proxy
+
+        if passphrase_file is not None and passphrase_stdin:
+            raise typer.BadParameter("give --passphrase-file or --passphrase-stdin, not both")
+        settings = RenewerSettings.build(
+            proxy=proxy, cert=cert, key=key, lifetime=lifetime, vo=vo, tool=tool
+        )
+        source = (
+            PassphraseSource.from_stdin()
+            if passphrase_stdin
+            else PassphraseSource(file=passphrase_file)
+        )
+        info = renew_proxy(settings, source)
+        stdout.print(
+            f"proxy {info.path} for {info.identity}: valid until "
+            f"{info.not_after:%Y-%m-%d %H:%M:%S} UTC",
+            highlight=False,
+            markup=False,
+        )
