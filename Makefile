@@ -5,12 +5,12 @@ VENV   := .venv
 PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench setup system-deps clean
+.PHONY: demo test lint bench setup system-deps node-deps clean
 
 demo: $(STAMP)
 	$(VENV)/bin/mlaas4hep demo
 
-test: system-deps $(STAMP)
+test: system-deps node-deps $(STAMP)
 	$(PYTHON) -m pytest
 
 lint: $(STAMP)
@@ -28,6 +28,9 @@ $(STAMP): mlaas4hep/pyproject.toml cli/pyproject.toml scripts/setup-python.sh
 
 system-deps:
 	scripts/setup-system.sh
+
+node-deps:
+	scripts/setup-node.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache demo runs .cache

@@ -2,19 +2,33 @@
 # System packages the tests talk to (real servers on loopback). Idempotent; needs root or sudo.
 set -euo pipefail
 
-packages=(xrootd-server xrootd-client)
+packages=(
+    xrootd-server xrootd-client   # remote reads with root://
+    globus-proxy-utils voms-clients-java   # X.509 proxies made by the external tools
+    oidc-agent-cli                # tokens for the operator CLI
+    podman runc debootstrap       # the container executor (Docker API of podman)
+)
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    sudo="sudo"
+fi
 
 missing=()
 for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-    exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing system packages: ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-    sudo="sudo"
+
+# podman: crun fails on hybrid cgroups and default ulimits cannot be set in some sandboxes.
+conf=/etc/containers/containers.conf
+if [ ! -f "$conf" ]; then
+    $sudo mkdir -p /etc/containers
+    printf '[containers]\ndefault_ulimits = []\n\n[engine]\nruntime = "runc"\n' | $sudo tee "$conf" >/dev/null
+elif ! grep -q 'runtime *= *"runc"' "$conf"; then
+    echo "warning: $conf does not select runc; podman may fail here" >&2
 fi
-echo "installing system packages: ${missing[*]}"
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -10,7 +10,10 @@ import pytest
 
 from mlaas4hep.sample import SampleSet, write_sample
 
-from support.xrootd import XRootDServer, start_xrootd
+from support.oidc_provider import OidcProvider, start_provider
+from support.pki import GridTestPki, make_pki
+from support.workflow_server import ServerProcess
+from support.xrootd import XRootDServer, server_base, start_gsi_xrootd, start_xrootd
 
 SAMPLE_EVENTS = 6000
 
@@ -57,3 +60,40 @@ def xrootd_server(sample: SampleSet) -> Iterator[XRootDServer]:
     server.give_to_server()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def oidc() -> Iterator[OidcProvider]:
+    """A real OpenID provider (npm oidc-provider on Node) on loopback."""
+    provider = start_provider()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture(scope="module")
+def server(oidc: OidcProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The workflow server as a real process, local executor, checking tokens of `oidc`."""
+    process = ServerProcess(tmp_path_factory.mktemp("server"), oidc)
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def pki() -> Iterator[GridTestPki]:
+    """A test CA, a localhost host pair and a user with an encrypted key, all made now."""
+    folder = server_base("mlaas4hep-pki-")  # world-traversable: xrootd reads the CA folder
+    yield make_pki(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def gsi_xrootd(pki: GridTestPki, sample: SampleSet) -> Iterator[XRootDServer]:
+    """A real xrootd on loopback that serves the sample only to holders of a trusted proxy."""
+    server = start_gsi_xrootd(pki.cert_dir, pki.host_cert, pki.host_key)
+    for path in sample.files:
+        shutil.copy(path, server.data / path.name)
+    server.give_to_server()
+    yield server
+    server.stop()
+    shutil.rmtree(server.base, ignore_errors=True)

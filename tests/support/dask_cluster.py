@@ -1,0 +1,74 @@
+"""A real Dask distributed cluster on loopback: a scheduler and worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from support.net import free_port, wait_for_port
+
+
+@dataclass
+class DaskCluster:
+    port: int
+    folder: Path
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"tcp://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+
+
+def start_cluster(workers: int = 1) -> DaskCluster:
+    cluster = DaskCluster(free_port(), Path(tempfile.mkdtemp(prefix="mlaas4hep-dask-")))
+    dask = str(Path(sys.executable).with_name("dask"))
+
+    def spawn(name: str, *arguments: str) -> None:
+        log = (cluster.folder / f"{name}.log").open("w")
+        cluster.processes.append(
+            subprocess.Popen(
+                [dask, *arguments],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=cluster.folder,
+            )
+        )
+
+    spawn(
+        "scheduler",
+        "scheduler",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(cluster.port),
+        "--no-dashboard",
+    )
+    wait_for_port(cluster.port, timeout=30)
+    spawn(
+        "worker",
+        "worker",
+        cluster.address,
+        "--nworkers",
+        str(workers),
+        "--nthreads",
+        "1",
+        "--no-dashboard",
+        "--host",
+        "127.0.0.1",
+    )
+    return cluster

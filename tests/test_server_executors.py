@@ -1,0 +1,137 @@
+"""The container executor (Docker API of a real podman) and the Dask executor (a real
+scheduler and worker process): jobs run there, with their limits, and report back."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from support.bundles import sample_bundle_folder, tar_folder
+from support.dask_cluster import start_cluster
+from support.oidc_provider import OidcProvider
+from support.podman import ensure_base_image, start_service
+from support.workflow_server import ServerProcess
+
+pytestmark = pytest.mark.integration
+REPO = Path(sys.prefix).parent  # the checkout holding .venv
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return tar_folder(sample_bundle_folder(tmp_path_factory.mktemp("data"), events=300), "data")
+
+
+@pytest.fixture(scope="module")
+def container_server(
+    oidc: OidcProvider, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    image = ensure_base_image()
+    service = start_service()
+    # The pipeline image comes with the deployment code; here a bare Debian image runs this
+    # checkout's own Python environment, mounted read-only.
+    container = {
+        "base_url": service.url,
+        "image": image,
+        "python": sys.executable,
+        "network": "none",
+        "extra_mounts": [f"{REPO}:{REPO}:ro", f"{sys.base_prefix}:{sys.base_prefix}:ro"],
+    }
+    server = ServerProcess(
+        tmp_path_factory.mktemp("container-server"),
+        oidc,
+        extra={"executor": "container", "container": container},
+    )
+    server.start()
+    yield server
+    server.stop()
+    service.stop()
+
+
+@pytest.fixture(scope="module")
+def dask_server(
+    oidc: OidcProvider, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    cluster = start_cluster(workers=2)
+    server = ServerProcess(
+        tmp_path_factory.mktemp("dask-server"),
+        oidc,
+        extra={"executor": "dask", "dask": {"scheduler": cluster.address}},
+    )
+    server.start()
+    yield server
+    server.stop()
+    cluster.stop()
+
+
+def submit(client: httpx.Client, archive: bytes, **changes: object) -> str:
+    client.post(
+        "/upload", params={"name": "data"}, files={"file": ("data.tar.gz", archive)}
+    ).raise_for_status()
+    body = {
+        "name": "data",
+        "files": "files_local.txt",
+        "labels": "labels_local.txt",
+        "model": "builtin:linear",
+        "params": "params_local.json",
+        **changes,
+    }
+    response = client.post("/submit", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()["job_id"]
+
+
+def test_a_job_runs_in_a_container_with_its_limits(
+    container_server: ServerProcess, archive: bytes
+) -> None:
+    alice = container_server.client("alice")
+    job = container_server.wait_final(alice, submit(alice, archive, memory="1gb", cpus=1))
+    assert job["state"] == "SUCCEEDED", job["reason"]
+    log = alice.get(f"/jobs/{job['id']}/logs").text
+    assert "(container of localhost/mlaas4hep-test-base:bookworm)" in log
+    assert alice.get(f"/jobs/{job['id']}/results").status_code == 200
+
+
+def test_a_container_job_over_its_memory_fails_alone(
+    container_server: ServerProcess, archive: bytes
+) -> None:
+    alice = container_server.client("alice")
+    code = (
+        "import numpy as np\n\ndef model():\n"
+        "    hog = np.ones((3000, 1024, 1024), dtype=np.uint8)\n    return hog\n"
+    )
+    job = container_server.wait_final(
+        alice, submit(alice, archive, model=None, model_code=code, memory="800mb")
+    )
+    assert job["state"] == "FAILED"
+    assert "memory" in job["reason"].lower() or "SIGKILL" in job["reason"]
+    assert container_server.client(None).get("/health").json()["status"] == "ok"
+
+
+def test_a_container_job_can_be_cancelled(container_server: ServerProcess, archive: bytes) -> None:
+    alice = container_server.client("alice")
+    code = "import time\n\ndef model():\n    time.sleep(120)\n"
+    job_id = submit(alice, archive, model=None, model_code=code)
+    deadline = time.monotonic() + 60
+    while alice.get(f"/jobs/{job_id}").json()["state"] != "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    time.sleep(1)
+    alice.post(f"/jobs/{job_id}/cancel").raise_for_status()
+    assert container_server.wait_final(alice, job_id, timeout=60)["state"] == "CANCELLED"
+
+
+def test_jobs_run_on_dask_workers(dask_server: ServerProcess, archive: bytes) -> None:
+    alice = dask_server.client("alice")
+    ids = [submit(alice, archive) for _ in range(3)]
+    failing = submit(alice, archive, model=None, model_code="def model():\n    return 42\n")
+    for job_id in ids:
+        job = dask_server.wait_final(alice, job_id)
+        assert job["state"] == "SUCCEEDED", job["reason"]
+        assert "(dask worker tcp://127.0.0.1:" in alice.get(f"/jobs/{job_id}/logs").text
+    bad = dask_server.wait_final(alice, failing)
+    assert bad["state"] == "FAILED" and "builtins.int" in bad["reason"]
