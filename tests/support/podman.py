@@ -29,30 +29,10 @@ def image_exists(name: str) -> bool:
 
 def ensure_base_image(name: str = BASE_IMAGE) -> str:
     """debootstrap a minimal bookworm once and import it (about 30 s the first time)."""
+    from mlaas4hep_cli.images import ensure_offline_base
+
     require_podman()
-    if image_exists(name):
-        return name
-    root = Path(tempfile.mkdtemp(prefix="mlaas4hep-rootfs-"))
-    try:
-        subprocess.run(
-            [
-                "debootstrap",
-                "--variant=minbase",
-                "bookworm",
-                str(root),
-                "http://deb.debian.org/debian",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
-        subprocess.run(
-            ["podman", "import", "-", name], stdin=tar.stdout, check=True, capture_output=True
-        )
-        tar.wait()
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-    return name
+    return ensure_offline_base("podman", name)
 
 
 @dataclass

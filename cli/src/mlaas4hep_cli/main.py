@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from mlaas4hep_cli import __version__
-from mlaas4hep_cli.commands import demo, jobs, proxy, token, workflow
+from mlaas4hep_cli.commands import demo, deployment, images, jobs, proxy, token, workflow
 
 app = typer.Typer(
     name="mlaas4hep",
@@ -14,9 +14,11 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command()(demo.demo)
+app.command()(deployment.init)
 app.command()(token.token)
 jobs.register(app)
 app.add_typer(proxy.app, name="proxy")
+app.add_typer(images.app, name="images")
 app.command(context_settings=workflow.SETTINGS, add_help_option=False)(workflow.workflow)
 
 

@@ -99,19 +99,14 @@ def local_request(
 
 def submit(
     server: Server,
-    files: Annotated[
-        str | None, typer.Option(help="files.txt (in the bundle) or a,b list")
-    ] = None,
+    files: Annotated[str | None, typer.Option(help="files.txt (in the bundle) or a,b list")] = None,
     labels: Annotated[Optional[str], typer.Option(help="labels.txt, 1,0 list, or a branch")] = None,  # noqa: UP045
     model: Annotated[Optional[str], typer.Option(help="model file or builtin:NAME")] = None,  # noqa: UP045
     params: Annotated[Optional[str], typer.Option(help="params.json")] = None,  # noqa: UP045
     preproc: Annotated[Optional[str], typer.Option(help="preproc.json")] = None,  # noqa: UP045
     bundle: Annotated[
         Path | None,
-        typer.Option(
-            help="folder or tar.gz to upload first; the "
-            "names above are then inside it"
-        ),
+        typer.Option(help="folder or tar.gz to upload first; the names above are then inside it"),
     ] = None,
     name: Annotated[Optional[str], typer.Option(help="bundle name on the server")] = None,  # noqa: UP045
     request: Annotated[Optional[Path], typer.Option(help="a submit.json (original format)")] = None,  # noqa: UP045

@@ -1,0 +1,53 @@
+"""`mlaas4hep images build`: the stack's container images."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mlaas4hep_cli.errors import user_errors
+from mlaas4hep_cli.home import toolkit_home
+from mlaas4hep_cli.images import IMAGES, build_images
+
+app = typer.Typer(help="Container images of the stack.", no_args_is_help=True)
+console = Console()
+
+
+@app.command()
+def build(
+    offline: Annotated[
+        bool, typer.Option(help="no registry: debootstrap base + host wheelhouse")
+    ] = False,
+    engine: Annotated[str, typer.Option(help="podman or docker")] = "podman",
+    prefix: Annotated[str, typer.Option(help="image name prefix, e.g. a registry")] = "localhost/",
+    tag: Annotated[str, typer.Option(help="image tag")] = "latest",
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="build only these (" + ", ".join(s.name for s in IMAGES) + ")"
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Build every image (the pipeline first: the Python services are built on it)."""
+    with user_errors():
+        built = build_images(
+            toolkit_home(),
+            engine,
+            offline,
+            prefix,
+            tag,
+            only,
+            progress=lambda text: console.print(text) if not as_json else None,
+        )
+    if as_json:
+        print(json.dumps([image.__dict__ for image in built]))
+        return
+    table = Table("image", "size", "build time")
+    for image in built:
+        table.add_row(image.reference, f"{image.size_mb:,.0f} MB", f"{image.seconds:.0f} s")
+    console.print(table)

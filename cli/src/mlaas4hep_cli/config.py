@@ -1,0 +1,194 @@
+"""The deployment configuration: one YAML file (`mlaas4hep init` writes a starter) plus CLI
+overrides. Everything else is derived from it: the TOSCA inputs, the Ansible variables and the
+compose environment, so a setting is written once.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mlaas4hep_cli.errors import CliError
+
+CPU_CHOICES = (1, 2, 4, 8, 16, 32)
+MEMORY_CHOICES = ("2 GB", "4 GB", "8 GB", "16 GB", "32 GB", "64 GB")
+NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TargetConfig(Section):
+    kind: Literal["local", "orchestrator", "im"] = "local"
+    orchestrator_url: str = Field(
+        "https://paas.cloud.infn.it/orchestrator",
+        description="INDIGO PaaS orchestrator REST endpoint",
+    )
+    im_url: str = Field("https://im.cloud.infn.it/im", description="Infrastructure Manager")
+    im_auth_file: Path | None = Field(
+        None, description="IM authorization lines (id = ...; type = ...)"
+    )
+
+
+class VmConfig(Section):
+    num_cpus: int = Field(4, description=f"vCPUs, one of {CPU_CHOICES}")
+    mem_size: str = Field("8 GB", description=f"memory, one of {MEMORY_CHOICES}")
+    disk_size: str = Field("50 GB", description="root disk")
+    flavor: str | None = Field(None, description="a provider flavour instead of cpus/memory")
+    os_distribution: str = "ubuntu"
+    os_version: str = "22.04"
+    os_user: str = Field("mlaas", description="login user created on the VM")
+    ssh_public_key: str | None = Field(None, description="public key (or its file) to log in")
+
+    @field_validator("num_cpus")
+    @classmethod
+    def _cpus(cls, value: int) -> int:
+        if value not in CPU_CHOICES:
+            raise ValueError(f"{value} vCPUs are not offered; choose one of {CPU_CHOICES}")
+        return value
+
+    @field_validator("mem_size")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        normalised = re.sub(r"\s*(GB|GiB|G)$", " GB", value.strip(), flags=re.IGNORECASE)
+        if normalised not in MEMORY_CHOICES:
+            raise ValueError(f"{value!r} is not offered; choose one of {MEMORY_CHOICES}")
+        return normalised
+
+    def public_key(self) -> str | None:
+        if self.ssh_public_key and Path(self.ssh_public_key).expanduser().is_file():
+            return Path(self.ssh_public_key).expanduser().read_text().strip()
+        return self.ssh_public_key
+
+
+class OidcConfig(Section):
+    issuer: str = Field(description="OIDC issuer (e.g. https://iam.cloud.infn.it/)")
+    client_id: str = Field(description="client registered at the issuer for this deployment")
+    client_secret_file: Path | None = Field(None, description="file holding the client secret")
+    audience: list[str] = Field(default_factory=list, description="accepted token audiences")
+    groups_claim: str = "groups"
+    admin_group: str = "mlaas-admins"
+    service_client_id: str | None = Field(None, description="client used to publish models")
+    service_client_secret_file: Path | None = None
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http(s) URL, e.g. https://iam.cloud.infn.it/")
+        return value
+
+    @model_validator(mode="after")
+    def _audience(self) -> OidcConfig:
+        if not self.audience:
+            self.audience = [self.client_id]
+        return self
+
+
+class PortsConfig(Section):
+    server: int = Field(4433, ge=1, le=65535, description="workflow API (HTTPS)")
+    tfaas: int = Field(8081, ge=1, le=65535, description="inference API (HTTPS)")
+    jupyterhub: int = Field(8443, ge=1, le=65535)
+    xrootd: int = Field(1094, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> PortsConfig:
+        ports = self.model_dump()
+        if len(set(ports.values())) != len(ports):
+            raise ValueError(f"service ports must differ: {ports}")
+        return self
+
+
+class ImagesConfig(Section):
+    prefix: str = Field("", description="registry prefix, e.g. harbor.cloud.infn.it/mlaas4hep/")
+    tag: str = "latest"
+    oauth2_proxy: str = "quay.io/oauth2-proxy/oauth2-proxy:v7.6.0-alpine"
+
+
+class ServicesConfig(Section):
+    front_proxy: Literal["oauth2-proxy", "gateway"] = "oauth2-proxy"
+    jupyterhub: bool = True
+    x509: bool = False
+    executor: Literal["local", "container", "dask"] = "local"
+    max_running_jobs: int = Field(2, ge=1)
+    hub_memory_choices: list[str] = Field(default_factory=lambda: ["2GB", "4GB", "8GB"])
+    hub_gpu: bool = False
+
+
+class X509Config(Section):
+    usercert: Path | None = None
+    userkey: Path | None = None
+    passphrase_file: Path | None = None
+    vo: str | None = None
+    origin: str = Field("xrootd.ba.infn.it:1094", description="redirector the cache reads from")
+    certificates: Path | None = Field(None, description="trusted CA folder (X509_CERT_DIR)")
+
+
+class DeploymentConfig(Section):
+    name: str = Field("mlaas4hep", description="deployment name (lower case, digits, '-')")
+    target: TargetConfig = Field(default_factory=TargetConfig)
+    vm: VmConfig = Field(default_factory=VmConfig)
+    oidc: OidcConfig
+    ports: PortsConfig = Field(default_factory=PortsConfig)
+    images: ImagesConfig = Field(default_factory=ImagesConfig)
+    services: ServicesConfig = Field(default_factory=ServicesConfig)
+    x509: X509Config = Field(default_factory=X509Config)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME.match(value):
+            raise ValueError("use lower-case letters, digits and '-' (at most 31, a letter first)")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DeploymentConfig:
+        if self.target.kind != "local" and not self.vm.ssh_public_key:
+            raise ValueError("vm.ssh_public_key is required to log in to a cloud VM")
+        if self.services.x509 and not (self.x509.usercert and self.x509.userkey):
+            raise ValueError("x509.usercert and x509.userkey are required when services.x509 is on")
+        return self
+
+
+def set_path(document: dict[str, Any], dotted: str, value: Any) -> None:
+    """Apply an override like vm.num_cpus=8 (the value is parsed as YAML)."""
+    keys = dotted.split(".")
+    target = document
+    for key in keys[:-1]:
+        target = target.setdefault(key, {})
+        if not isinstance(target, dict):
+            raise CliError(f"override {dotted}: '{key}' is not a section")
+    target[keys[-1]] = yaml.safe_load(value) if isinstance(value, str) else value
+
+
+def load_config(path: Path | None, overrides: list[str] | None = None) -> DeploymentConfig:
+    document: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except OSError as exc:
+            raise CliError(f"{path}: cannot read the configuration ({exc.strerror})") from None
+        except yaml.YAMLError as exc:
+            raise CliError(f"{path}: not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise CliError(f"{path}: expected a mapping of settings")
+        document = loaded or {}
+    for override in overrides or []:
+        key, sep, value = override.partition("=")
+        if not sep:
+            raise CliError(f"override {override!r}: write it as section.key=value")
+        set_path(document, key.strip(), value)
+    try:
+        return DeploymentConfig.model_validate(document)
+    except ValidationError as exc:
+        source = str(path) if path else "configuration"
+        lines = [f"{source}: invalid deployment configuration"]
+        for error in exc.errors():
+            field = ".".join(str(p) for p in error["loc"]) or "(top level)"
+            lines.append(f"  - {field}: {error['msg'].removeprefix('Value error, ')}")
+        raise CliError("\n".join(lines)) from None
