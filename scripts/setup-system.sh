@@ -6,7 +6,8 @@ packages=(
     xrootd-server xrootd-client   # remote reads with root://
     globus-proxy-utils voms-clients-java   # X.509 proxies made by the external tools
     oidc-agent-cli                # tokens for the operator CLI
-    podman runc debootstrap       # the container executor (Docker API of podman)
+    podman runc catatonit debootstrap   # containers: executor, images, the local target
+    openssh-server                # the "VM" of the SSH login/run tests
 )
 
 sudo=""

@@ -97,3 +97,16 @@ def gsi_xrootd(pki: GridTestPki, sample: SampleSet) -> Iterator[XRootDServer]:
     yield server
     server.stop()
     shutil.rmtree(server.base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pipeline_image() -> str:
+    """The pipeline image, built offline once per session (podman's layer cache makes an
+    unchanged image quick to rebuild)."""
+    from mlaas4hep_cli.home import toolkit_home
+    from mlaas4hep_cli.images import build_images
+
+    built = build_images(
+        toolkit_home(), "podman", offline=True, only=["pipeline"], progress=lambda _text: None
+    )
+    return built[0].reference

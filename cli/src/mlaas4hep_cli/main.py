@@ -5,7 +5,17 @@ from __future__ import annotations
 import typer
 
 from mlaas4hep_cli import __version__
-from mlaas4hep_cli.commands import demo, deployment, images, jobs, proxy, token, workflow
+from mlaas4hep_cli.commands import (
+    demo,
+    deploy,
+    deployment,
+    images,
+    jobs,
+    proxy,
+    remote,
+    token,
+    workflow,
+)
 
 app = typer.Typer(
     name="mlaas4hep",
@@ -15,6 +25,9 @@ app = typer.Typer(
 )
 app.command()(demo.demo)
 app.command()(deployment.init)
+deploy.register(app)
+app.command()(remote.login)
+app.command(context_settings=remote.PASSTHROUGH)(remote.run)
 app.command()(token.token)
 jobs.register(app)
 app.add_typer(proxy.app, name="proxy")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -17,8 +17,8 @@ ConfigPath = Annotated[
     Path, typer.Option("--config", "-c", help="deployment configuration", envvar="MLAAS4HEP_CONFIG")
 ]
 Overrides = Annotated[
-    Optional[list[str]],
-    typer.Option(  # noqa: UP045
+    list[str] | None,
+    typer.Option(
         "--set", help="override a setting: section.key=value (repeatable)"
     ),
 ]

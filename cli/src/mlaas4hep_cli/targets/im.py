@@ -1,0 +1,170 @@
+"""The Infrastructure Manager (IM) REST API, as `dodas create` uses it:
+
+    POST   /infrastructures                 TOSCA (text/yaml) -> {"uri": ".../infrastructures/ID"}
+    GET    /infrastructures                 {"uri-list": [{"uri": ...}]}
+    GET    /infrastructures/ID/state        {"state": {"state": ..., "vm_states": {...}}}
+    GET    /infrastructures/ID/outputs      {"outputs": {...}}
+    GET    /infrastructures/ID/contmsg      the contextualisation log
+    GET    /infrastructures/ID/vms/N        the VM's RADL (IP, user, the SSH key IM made)
+    DELETE /infrastructures/ID
+
+The Authorization header holds credential lines (`id = im; type = InfrastructureManager; ...`,
+`id = ost; type = OpenStack; ...; password = <OIDC token>`) joined by a literal backslash-n.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from mlaas4hep_cli.errors import CliError
+from mlaas4hep_cli.targets.base import DeploymentState, Phase, Retry, raise_for
+
+PHASES = {
+    "pending": Phase.CREATING,
+    "running": Phase.CREATING,
+    "unknown": Phase.CREATING,
+    "configured": Phase.READY,
+    "unconfigured": Phase.FAILED,
+    "failed": Phase.FAILED,
+    "stopped": Phase.FAILED,
+    "off": Phase.FAILED,
+    "deleting": Phase.DELETING,
+    "deleted": Phase.DELETED,
+}
+
+
+def read_auth(path: Path, token: str | None = None) -> str:
+    """IM authorization lines from a file (one credential per line, '#' comments);
+    `{token}` or a `token = ` placeholder in a line is replaced by the OIDC access token."""
+    try:
+        lines = [line.strip() for line in Path(path).expanduser().read_text().splitlines()]
+    except OSError as exc:
+        raise CliError(f"{path}: cannot read the IM authorization file ({exc.strerror})") from None
+    lines = [line for line in lines if line and not line.startswith("#")]
+    if not any("InfrastructureManager" in line for line in lines):
+        raise CliError(f"{path}: needs an 'id = im; type = InfrastructureManager; ...' line")
+    if token:
+        lines = [line.replace("{token}", token) for line in lines]
+    return "\\n".join(lines)
+
+
+class ImClient:
+    def __init__(
+        self, url: str, auth: str, retry: Retry | None = None, verify: bool | str = True
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.retry = retry or Retry()
+        self.http = httpx.Client(
+            base_url=self.url,
+            timeout=120,
+            verify=verify,
+            headers={"Authorization": auth, "Accept": "application/json"},
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _request(self, method: str, path: str, what: str = "", **options: Any) -> httpx.Response:
+        response = self.retry.call(
+            f"the Infrastructure Manager at {self.url}",
+            lambda: self.http.request(method, path, **options),
+        )
+        raise_for(response, f"the Infrastructure Manager ({what or method + ' ' + path})")
+        return response
+
+    @staticmethod
+    def infrastructure_id(uri: str) -> str:
+        return uri.rstrip("/").rsplit("/", 1)[-1]
+
+    def create(self, template: str, dry_run: bool = False) -> str:
+        params = {"async": "yes"}
+        if dry_run:
+            params["dry_run"] = "yes"
+        response = self._request(
+            "POST",
+            "/infrastructures",
+            "create",
+            content=template,
+            params=params,
+            headers={"Content-Type": "text/yaml"},
+        )
+        return self.infrastructure_id(response.json()["uri"])
+
+    def status(self, infrastructure: str) -> DeploymentState:
+        response = self.retry.call(
+            f"the Infrastructure Manager at {self.url}",
+            lambda: self.http.get(f"/infrastructures/{infrastructure}/state"),
+        )
+        if response.status_code == 404:
+            return DeploymentState(
+                infrastructure, Phase.DELETED, "deleted", "no such infrastructure"
+            )
+        raise_for(response, "the Infrastructure Manager (state)")
+        state = response.json().get("state", {})
+        word = str(state.get("state", "unknown"))
+        outputs = self.outputs(infrastructure) if word == "configured" else {}
+        reason = (
+            ""
+            if word != "unconfigured"
+            else "contextualisation failed: see `mlaas4hep status --log`"
+        )
+        return DeploymentState(
+            infrastructure,
+            PHASES.get(word, Phase.UNKNOWN),
+            word,
+            reason,
+            outputs,
+            {"vm_states": state.get("vm_states", {})},
+        )
+
+    def outputs(self, infrastructure: str) -> dict[str, Any]:
+        response = self.retry.call(
+            f"the Infrastructure Manager at {self.url}",
+            lambda: self.http.get(f"/infrastructures/{infrastructure}/outputs"),
+        )
+        if response.status_code >= 400:
+            return {}
+        return dict(response.json().get("outputs") or {})
+
+    def list(self) -> list[str]:
+        body = self._request("GET", "/infrastructures", "list").json()
+        return [self.infrastructure_id(item["uri"]) for item in body.get("uri-list", [])]
+
+    def log(self, infrastructure: str) -> str:
+        return self._request(
+            "GET", f"/infrastructures/{infrastructure}/contmsg", headers={"Accept": "text/plain"}
+        ).text
+
+    def vm_info(self, infrastructure: str, vm: int = 0) -> list[dict[str, Any]]:
+        return self._request("GET", f"/infrastructures/{infrastructure}/vms/{vm}").json()
+
+    def destroy(self, infrastructure: str) -> None:
+        response = self.retry.call(
+            f"the Infrastructure Manager at {self.url}",
+            lambda: self.http.delete(f"/infrastructures/{infrastructure}"),
+        )
+        if response.status_code == 404:
+            return
+        raise_for(response, "the Infrastructure Manager (destroy)")
+
+
+def ssh_details(radl: list[dict[str, Any]]) -> dict[str, Any]:
+    """Host, user and private key of a VM from IM's RADL (as `dodas login` reads them)."""
+    system = next((item for item in radl if item.get("class") == "system"), {})
+    host = next(
+        (
+            system[key]
+            for key in sorted(system)
+            if key.startswith("net_interface.") and key.endswith(".ip") and system[key]
+        ),
+        None,
+    )
+    return {
+        "host": host,
+        "user": system.get("disk.0.os.credentials.username"),
+        "private_key": system.get("disk.0.os.credentials.private_key"),
+        "port": int(system.get("disk.0.os.credentials.port", 22) or 22),
+    }
