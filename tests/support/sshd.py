@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -25,10 +26,8 @@ class SshServer:
 
     def stop(self) -> None:
         if self.pid_file.exists():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(int(self.pid_file.read_text().split()[0]), signal.SIGTERM)
-            except ProcessLookupError:
-                pass
 
 
 def start_sshd(user: str = "root") -> SshServer:
