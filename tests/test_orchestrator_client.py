@@ -77,7 +77,7 @@ def test_an_overloaded_orchestrator_is_retried_with_backoff(
     stub.state.unavailable = 2
     assert orchestrator.create("template", {}).phase is Phase.CREATING
     stub.state.unavailable = 10
-    with pytest.raises(CliError, match="not answering after 4 attempts .*503"):
+    with pytest.raises(CliError, match=r"not answering after 4 attempts .*503"):
         orchestrator.list()
 
 
@@ -85,7 +85,7 @@ def test_a_down_orchestrator_is_reported_after_retries() -> None:
     waits: list[float] = []
     retry = Retry(attempts=3, first_wait=0.5, sleep=waits.append)
     orchestrator = OrchestratorClient("http://127.0.0.1:1", "token", retry)
-    with pytest.raises(CliError, match="http://127.0.0.1:1 is not answering after 3 attempts"):
+    with pytest.raises(CliError, match=r"http://127\.0\.0\.1:1 is not answering after 3 attempts"):
         orchestrator.list()
     assert waits == [0.5, 1.0]
 
@@ -96,5 +96,5 @@ def test_an_expired_token_names_the_token_command(
     import time
 
     expired = oidc.mint({"exp": int(time.time()) - 120})  # beyond the 30 s clock-skew leeway
-    with pytest.raises(CliError, match="refused the token .*mlaas4hep token"):
+    with pytest.raises(CliError, match=r"refused the token .*mlaas4hep token"):
         OrchestratorClient(stub.url, expired, FAST).list()

@@ -25,18 +25,18 @@ from mlaas4hep_cli.tokens import get_token
 
 console = Console()
 ProfileName = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--profile",
-        "-p",  # noqa: UP045
+        "-p",
         help="profile in ~/.config/mlaas4hep/config.yaml",
     ),
 ]
 Account = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--account",
-        "-a",  # noqa: UP045
+        "-a",
         help="oidc-agent account for the token",
     ),
 ]
@@ -110,18 +110,16 @@ def resolve(
 
 def create(
     config_path: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(
             "--config",
-            "-c",  # noqa: UP045
+            "-c",
             help="deployment configuration",
         ),
     ] = None,
     overrides: Annotated[
-        Optional[list[str]],
-        typer.Option(  # noqa: UP045
-            "--set", help="override a setting: section.key=value"
-        ),
+        list[str] | None,
+        typer.Option("--set", help="override a setting: section.key=value"),
     ] = None,
     target: Annotated[Optional[str], typer.Option(help="local, orchestrator or im")] = None,  # noqa: UP045
     wait: Annotated[bool, typer.Option(help="follow the deployment until it is ready")] = True,

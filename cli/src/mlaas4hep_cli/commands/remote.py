@@ -53,10 +53,10 @@ def login(
     key: Annotated[Optional[Path], typer.Option("--key", "-i", help="private key")] = None,  # noqa: UP045
     user: Annotated[Optional[str], typer.Option(help="login user")] = None,  # noqa: UP045
     command: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "--command",
-            "-c",  # noqa: UP045
+            "-c",
             help="run this instead of a shell",
         ),
     ] = None,
