@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The local OpenID provider the tests run (npm oidc-provider, pinned by package-lock.json).
+# The development OpenID provider (npm oidc-provider, pinned by package-lock.json): the local
+# target and the tests run it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -d tests/support/oidc/node_modules/oidc-provider ]; then
-    npm ci --prefix tests/support/oidc --no-audit --no-fund --silent
+if [ ! -d images/dev-oidc/node_modules/oidc-provider ]; then
+    npm ci --prefix images/dev-oidc --no-audit --no-fund --silent
 fi

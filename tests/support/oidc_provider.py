@@ -26,7 +26,7 @@ from jwt.algorithms import RSAAlgorithm
 
 from support.net import free_port, wait_for_port
 
-HERE = Path(__file__).parent / "oidc"
+HERE = Path(__file__).resolve().parents[2] / "images" / "dev-oidc"
 AUDIENCE = "urn:mlaas4hep:api"
 CLI_CLIENT = "mlaas4hep-cli"
 SERVICE_CLIENT = "mlaas4hep-services"
@@ -110,7 +110,7 @@ class OidcProvider:
         if shutil.which("node") is None:
             raise RuntimeError("node is not installed (the test OpenID provider runs on Node)")
         if not (HERE / "node_modules" / "oidc-provider").is_dir():
-            raise RuntimeError("run `npm ci --prefix tests/support/oidc` first (see .ci/run)")
+            raise RuntimeError("run scripts/setup-node.sh first (npm ci in images/dev-oidc)")
         config = self.folder / "provider.json"
         config.write_text(json.dumps(self.config()))
         config.chmod(0o600)

@@ -49,6 +49,7 @@ IMAGES = (
     ImageSpec("xrootd-proxy", "xrootd-proxy", False),
     ImageSpec("gateway", "gateway", False),
     ImageSpec("jupyterhub", "jupyterhub", False),
+    ImageSpec("dev-oidc", "dev-oidc", False),
 )
 
 

@@ -1,6 +1,7 @@
-// A local OpenID provider for the MLaaS4HEP tests, on loopback only.
+// The development OpenID provider of MLaaS4HEP: for the local target (no cloud account) and the
+// tests, on loopback only. Never a production identity provider.
 //
-// Usage: node provider.mjs CONFIG.json   (written by tests/support/oidc_provider.py)
+// Usage: node provider.mjs CONFIG.json   (written by the local target, or tests/support)
 // CONFIG: {port, issuer, audience, access_ttl, jwks: {keys: [private RS256 JWK]},
 //          clients: [...], users: [{sub, username, password, email, name, groups}]}
 // Access tokens are RS256 JWTs for `audience`, carrying a `groups` claim. Besides the standard
