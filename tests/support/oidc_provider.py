@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -21,90 +20,28 @@ from typing import Any
 
 import httpx
 import jwt
-from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt.algorithms import RSAAlgorithm
+
+from mlaas4hep_cli.devidp import AUDIENCE, CLI_CLIENT, SERVICE_CLIENT, DevIdentityProvider, DevUser
 
 from support.net import free_port, wait_for_port
 
 HERE = Path(__file__).resolve().parents[2] / "images" / "dev-oidc"
-AUDIENCE = "urn:mlaas4hep:api"
-CLI_CLIENT = "mlaas4hep-cli"
-SERVICE_CLIENT = "mlaas4hep-services"
+__all__ = ["AUDIENCE", "CLI_CLIENT", "SERVICE_CLIENT", "OidcProvider", "User", "start_provider"]
+
+
+User = DevUser
 
 
 @dataclass
-class User:
-    username: str
-    sub: str
-    groups: list[str]
-    password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+class OidcProvider(DevIdentityProvider):
+    """The product's development provider, run from the checkout on a free port."""
 
-
-@dataclass
-class OidcProvider:
-    port: int
-    folder: Path
-    access_ttl: int = 3600
-    key: Any = field(default_factory=lambda: rsa.generate_private_key(65537, 2048))
-    kid: str = field(default_factory=lambda: secrets.token_hex(8))
-    cli_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    service_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    users: dict[str, User] = field(default_factory=dict)
+    folder: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mlaas4hep-oidc-")))
     process: subprocess.Popen | None = None
-
-    @property
-    def issuer(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def token_endpoint(self) -> str:
         return f"{self.issuer}/token"
-
-    def config(self) -> dict[str, Any]:
-        private = json.loads(RSAAlgorithm.to_jwk(self.key))
-        private.pop("key_ops", None)  # PyJWT says ["sign"]; the provider also verifies with it
-        private.update(kid=self.kid, alg="RS256", use="sig")
-        return {
-            "port": self.port,
-            "issuer": self.issuer,
-            "audience": AUDIENCE,
-            "access_ttl": self.access_ttl,
-            "jwks": {"keys": [private]},
-            "clients": [
-                {
-                    "client_id": CLI_CLIENT,
-                    "client_secret": self.cli_secret,
-                    "grant_types": [
-                        "password",
-                        "refresh_token",
-                        "authorization_code",
-                        "urn:ietf:params:oauth:grant-type:device_code",
-                    ],
-                    "response_types": ["code"],
-                    "redirect_uris": ["http://localhost:4242/"],
-                    "token_endpoint_auth_method": "client_secret_basic",
-                },
-                {
-                    "client_id": SERVICE_CLIENT,
-                    "client_secret": self.service_secret,
-                    "grant_types": ["client_credentials"],
-                    "response_types": [],
-                    "redirect_uris": [],
-                    "token_endpoint_auth_method": "client_secret_basic",
-                },
-            ],
-            "users": [
-                {
-                    "sub": u.sub,
-                    "username": u.username,
-                    "password": u.password,
-                    "email": f"{u.username}@example.org",
-                    "name": u.username.title(),
-                    "groups": u.groups,
-                }
-                for u in self.users.values()
-            ],
-        }
 
     def start(self) -> None:
         if shutil.which("node") is None:
@@ -187,13 +124,12 @@ class OidcProvider:
 
 
 def start_provider(access_ttl: int = 3600) -> OidcProvider:
-    folder = Path(tempfile.mkdtemp(prefix="mlaas4hep-oidc-"))
-    provider = OidcProvider(free_port(), folder, access_ttl=access_ttl)
+    provider = OidcProvider(free_port(), access_ttl=access_ttl)
     for username, groups in (
         ("alice", ["mlaas-users"]),
         ("bob", ["mlaas-users"]),
         ("admin", ["mlaas-users", "mlaas-admins"]),
     ):
-        provider.users[username] = User(username, f"{username}-sub", groups)
+        provider.users[username] = User(username, groups)
     provider.start()
     return provider
