@@ -8,6 +8,7 @@ packages=(
     oidc-agent-cli                # tokens for the operator CLI
     podman runc catatonit debootstrap   # containers: executor, images, the local target
     openssh-server                # the "VM" of the SSH login/run tests
+    curl wrk                      # TFaaS curl-compatibility tests and its benchmark
 )
 
 sudo=""

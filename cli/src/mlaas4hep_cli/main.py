@@ -11,6 +11,7 @@ from mlaas4hep_cli.commands import (
     deployment,
     images,
     jobs,
+    models,
     proxy,
     remote,
     token,
@@ -30,6 +31,7 @@ app.command()(remote.login)
 app.command(context_settings=remote.PASSTHROUGH)(remote.run)
 app.command()(token.token)
 jobs.register(app)
+models.register(app)
 app.add_typer(proxy.app, name="proxy")
 app.add_typer(images.app, name="images")
 app.command(context_settings=workflow.SETTINGS, add_help_option=False)(workflow.workflow)

@@ -1,0 +1,175 @@
+"""A model ready to answer: its predictor, its width and columns, and how a request's values
+become the rows it was trained on (reordered by key, optionally min-max normalised)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlaas4hep.tfaas.errors import BadRequest, ModelFileError
+from mlaas4hep.tfaas.formats import Predictor, open_predictor
+from mlaas4hep.tfaas.params import ModelParams
+
+MAX_KEY_ORDERS = 64  # distinct key orders remembered per model
+
+
+@dataclass
+class ServedModel:
+    name: str
+    params: ModelParams
+    predictor: Predictor
+    n_inputs: int
+    columns: list[str] | None = None
+    offset: np.ndarray | None = None  # min-max normalisation: (x - offset) * scale
+    scale: np.ndarray | None = None
+    loaded_at: float = field(default_factory=time.time)
+    _orders: dict[tuple[str, ...], np.ndarray | None] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def open(cls, folder: Path, params: ModelParams, threads: int = 1) -> ServedModel:
+        """Load the bundle in `folder`; ModelFileError says why it cannot be served."""
+        predictor = open_predictor(folder, params, threads)
+        columns = read_columns(folder, params)
+        widths = {
+            "params.json n_inputs": params.n_inputs,
+            "columns.json": len(columns) if columns else None,
+            "the model": predictor.n_inputs,
+        }
+        known = {k: v for k, v in widths.items() if v is not None}
+        if not known:
+            raise ModelFileError(
+                "cannot tell how many inputs the model takes: give n_inputs in params.json"
+            )
+        if len(set(known.values())) > 1:
+            raise ModelFileError(
+                "the number of inputs disagrees: "
+                + ", ".join(f"{k} says {v}" for k, v in known.items())
+            )
+        model = cls(params.name, params, predictor, next(iter(known.values())), columns)
+        model.offset, model.scale = normalisation(folder, params, model.n_inputs)
+        return model
+
+    @property
+    def format(self) -> str:
+        return self.predictor.format
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.predictor.predict(x)
+
+    def check(self) -> None:
+        """One prediction on zeros: a model that cannot answer is refused before it is stored."""
+        try:
+            out = self.predict(np.zeros((2, self.n_inputs), np.float32))
+        except ModelFileError:
+            raise
+        except Exception as exc:
+            raise ModelFileError(
+                f"the model fails on a row of {self.n_inputs} zeros: {type(exc).__name__}: {exc}"
+            ) from None
+        if out.shape[0] != 2:
+            raise ModelFileError(f"the model gave {out.shape[0]} predictions for 2 rows")
+
+    def rows(self, values: Any, keys: Any, normalise: bool) -> tuple[np.ndarray, bool]:
+        """The request's values as float32 rows in the model's column order; single-row?"""
+        try:
+            x = np.asarray(values, dtype=np.float32)
+        except (ValueError, TypeError):
+            raise BadRequest(
+                f"'values' must be a list of {self.n_inputs} numbers or a list of such rows"
+            ) from None
+        single = x.ndim == 1
+        if single:
+            x = x.reshape(1, -1)
+        if x.ndim != 2 or x.shape[0] == 0:
+            raise BadRequest(
+                f"'values' must be a list of {self.n_inputs} numbers or a non-empty list of rows"
+            )
+        if x.shape[1] != self.n_inputs:
+            raise BadRequest(
+                f"model {self.name!r} expects {self.n_inputs} values per row, got {x.shape[1]}"
+            )
+        if keys:  # no keys (absent or []): values are in the model's column order
+            order = self.key_order(keys)
+            if order is not None:
+                x = x[:, order]
+        if normalise:
+            if self.offset is None or self.scale is None:
+                raise BadRequest(f"model {self.name!r} has no specs to normalise with")
+            x = (x - self.offset) * self.scale
+        return x, single
+
+    def key_order(self, keys: Any) -> np.ndarray | None:
+        """Column positions of the given keys, or None when they are already in order."""
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise BadRequest("'keys' must be a list of column names")
+        if len(keys) != self.n_inputs:
+            raise BadRequest(f"model {self.name!r} expects {self.n_inputs} keys, got {len(keys)}")
+        if self.columns is None or keys == self.columns:
+            return None
+        signature = tuple(keys)
+        if signature in self._orders:
+            return self._orders[signature]
+        where = {name: i for i, name in enumerate(keys)}
+        missing = [c for c in self.columns if c not in where]
+        if missing or len(where) != len(keys):
+            unknown = [k for k in keys if k not in set(self.columns)]
+            raise BadRequest(
+                f"'keys' do not name the columns of model {self.name!r}: "
+                f"unknown {unknown[:10]}, missing {missing[:10]}"
+                + (", repeated keys" if len(where) != len(keys) else "")
+                + " (GET /params/NAME and its columns file list them)"
+            )
+        order = np.array([where[c] for c in self.columns])
+        if len(self._orders) < MAX_KEY_ORDERS:
+            self._orders[signature] = order
+        return order
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "format": self.format,
+            "n_inputs": self.n_inputs,
+            "task": self.predictor.task_kind,
+            "loaded_at": self.loaded_at,
+        }
+
+
+def read_columns(folder: Path, params: ModelParams) -> list[str] | None:
+    if not params.columns:
+        return None
+    try:
+        columns = json.loads((folder / params.columns).read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"columns file {params.columns!r} cannot be read: {exc}") from None
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise ModelFileError(f"{params.columns} must be a JSON list of column names")
+    return columns
+
+
+def normalisation(
+    folder: Path, params: ModelParams, width: int
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Per-column offset and scale from the training specs (the pipeline's min-max)."""
+    if not params.specs:
+        return None, None
+    from mlaas4hep.errors import MlaasError
+    from mlaas4hep.specs import Specs
+
+    try:
+        specs = Specs.load(folder / params.specs)
+    except MlaasError as exc:
+        raise ModelFileError(f"specs file {params.specs!r}: {exc}") from None
+    if specs.width != width:
+        raise ModelFileError(f"{params.specs} describes {specs.width} columns, not {width}")
+    offset = np.zeros(width, np.float32)
+    scale = np.ones(width, np.float32)
+    for key, columns in specs.branch_columns().items():
+        low, high = specs.minv[key], specs.maxv[key]
+        offset[columns] = low
+        scale[columns] = 1.0 / (high - low) if high > low else 0.0
+    return offset, scale
