@@ -1,0 +1,86 @@
+"""A finished job's model reaches the inference service: the workflow server publishes the
+bundle to a real TFaaS process with its own service-account token (client credentials), and the
+model then answers predictions."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from support.bundles import sample_bundle_folder, tar_folder
+from support.oidc_provider import AUDIENCE, SERVICE_CLIENT, OidcProvider
+from support.tfaas_server import TfaasProcess
+from support.workflow_server import ServerProcess
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def stack(oidc: OidcProvider,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, TfaasProcess]]:
+    folder = tmp_path_factory.mktemp("publish")
+    tfaas = TfaasProcess(folder / "tfaas", oidc).start()
+    secret = folder / "service_client_secret"
+    secret.write_text(oidc.service_secret)
+    secret.chmod(0o600)
+    server = ServerProcess(folder / "server", oidc, extra={"publish": {
+        "tfaas_url": tfaas.url, "token_url": oidc.token_endpoint, "client_id": SERVICE_CLIENT,
+        "client_secret_file": str(secret), "audience": AUDIENCE}})
+    server.start()
+    yield server, tfaas
+    server.stop()
+    tfaas.stop()
+
+
+def test_a_finished_model_is_published_and_serves_predictions(
+    stack: tuple[ServerProcess, TfaasProcess], tmp_path: Path
+) -> None:
+    server, tfaas = stack
+    alice = server.client("alice")
+    archive = tar_folder(sample_bundle_folder(tmp_path / "data", events=300), "data")
+    alice.post("/upload", params={"name": "data"},
+               files={"file": ("data.tar.gz", archive)}).raise_for_status()
+    job_id = alice.post("/submit", json={
+        "name": "data", "files": "files_local.txt", "labels": "labels_local.txt",
+        "model": "sgd_model.py", "params": "params_local.json", "job_name": "higgs",
+    }).json()["job_id"]
+    job = server.wait_final(alice, job_id)
+    assert job["state"] == "SUCCEEDED", job["reason"]
+    deadline = time.monotonic() + 60
+    while "published" not in job["result"] and "publish_error" not in job["result"]:
+        assert time.monotonic() < deadline, "the model was never published"
+        time.sleep(0.5)
+        job = alice.get(f"/jobs/{job_id}").json()
+    assert "publish_error" not in job["result"], job["result"]
+    model = job["result"]["published"]["model"]
+    assert model == f"higgs-{job_id}"
+    with tfaas.client() as client:
+        names = [m["name"] for m in client.get("/models").json()]
+        assert model in names
+        width = client.get(f"/params/{model}").json()["n_inputs"]
+        prediction = client.post("/json", json={"model": model, "keys": [],
+                                                "values": [0.5] * width}).json()
+    assert len(prediction) == 1 and 0.0 <= prediction[0] <= 1.0
+
+
+def test_publishing_can_be_turned_off_per_job(stack: tuple[ServerProcess, TfaasProcess],
+                                              tmp_path: Path) -> None:
+    server, tfaas = stack
+    alice = server.client("alice")
+    archive = tar_folder(sample_bundle_folder(tmp_path / "data", events=300), "data")
+    alice.post("/upload", params={"name": "data2"},
+               files={"file": ("data.tar.gz", archive)}).raise_for_status()
+    job_id = alice.post("/submit", json={
+        "name": "data2", "files": "files_local.txt", "labels": "labels_local.txt",
+        "model": "builtin:linear", "params": "params_local.json", "publish": False,
+    }).json()["job_id"]
+    job = server.wait_final(alice, job_id)
+    assert job["state"] == "SUCCEEDED"
+    time.sleep(2)
+    job = alice.get(f"/jobs/{job_id}").json()
+    assert "published" not in job["result"]
+    with tfaas.client() as client:
+        assert not any(job_id in m["name"] for m in client.get("/models").json())
