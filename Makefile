@@ -5,12 +5,12 @@ VENV   := .venv
 PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench setup system-deps node-deps clean
+.PHONY: demo test lint bench setup system-deps node-deps im clean
 
 demo: $(STAMP)
 	$(VENV)/bin/mlaas4hep demo
 
-test: system-deps node-deps $(STAMP)
+test: system-deps node-deps $(STAMP) im
 	$(PYTHON) -m pytest
 
 lint: $(STAMP)
@@ -31,6 +31,9 @@ system-deps:
 
 node-deps:
 	scripts/setup-node.sh
+
+im: $(STAMP)
+	scripts/setup-im.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache demo runs .cache

@@ -1,0 +1,151 @@
+"""render_template and tosca_inputs: the template a deployment submits, and the contract that
+ties the TOSCA inputs, our node type, its playbook and the Ansible variables together."""
+
+from __future__ import annotations
+
+import json
+import re
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlaas4hep_cli.deployment_vars import ansible_vars
+from mlaas4hep_cli.errors import CliError
+from mlaas4hep_cli.tosca import (
+    DEFAULT_SOURCE,
+    ProjectSource,
+    render_template,
+    tosca_inputs,
+    validate_template,
+)
+
+from support.deployment import CLIENT_SECRET, SSH_KEY, cloud_config
+
+REPO = Path(__file__).resolve().parents[1]
+TOSCA = REPO / "tosca"
+TEMPLATE = TOSCA / "mlaas4hep.yaml"
+TYPES = TOSCA / "types" / "mlaas4hep_types.yaml"
+PLAYBOOK = TOSCA / "artifacts" / "mlaas4hep_stack.yml"
+
+
+def template_inputs(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())["topology_template"]["inputs"]
+
+
+def test_rendered_template_parses_validates_and_carries_the_config(tmp_path: Path) -> None:
+    config = cloud_config(tmp_path)
+    rendered = render_template(config, tmp_path / "out")
+    inputs = template_inputs(rendered.template)
+    defaults = {name: definition["default"] for name, definition in inputs.items()}
+    assert defaults == rendered.inputs == tosca_inputs(config)
+    assert defaults["num_cpus"] == 8
+    assert defaults["mem_size"] == "16 GB"
+    assert defaults["service_ports"]["server"] == {"protocol": "tcp", "source": 14433}
+    assert defaults["users"] == [
+        {"os_user_name": "mlaas", "os_user_ssh_public_key": SSH_KEY, "os_user_add_to_sudoers": True}
+    ]
+    assert defaults["oidc_client_secret"] == CLIENT_SECRET
+    assert validate_template(rendered.template) == []
+
+
+def test_rendering_keeps_the_template_apart_from_the_input_defaults(tmp_path: Path) -> None:
+    rendered = render_template(cloud_config(tmp_path), tmp_path / "out")
+    strip = re.compile(r"^\s*default:.*\n(?:\s+\w+: \{ protocol: tcp, source: \d+ \}\n)*", re.M)
+    assert strip.sub("", rendered.template.read_text()) == strip.sub("", TEMPLATE.read_text())
+
+
+def test_parameters_json_is_the_orchestrator_request(tmp_path: Path) -> None:
+    config = cloud_config(tmp_path)
+    rendered = render_template(config, tmp_path / "out")
+    body = json.loads(rendered.parameters.read_text())
+    assert body["template"] == rendered.template.read_text()
+    assert body["parameters"] == tosca_inputs(config)
+    assert set(body["parameters"]) == set(template_inputs(TEMPLATE))
+    assert validate_template(TEMPLATE, parameters=body["parameters"]) == []
+
+
+def test_files_holding_secrets_are_private(tmp_path: Path) -> None:
+    rendered = render_template(cloud_config(tmp_path), tmp_path / "out")
+    assert rendered.secret_inputs == ("oidc_client_secret",)
+    for path in (rendered.template, rendered.parameters):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_grid_credentials_travel_only_with_the_x509_services(tmp_path: Path) -> None:
+    cert, key = tmp_path / "usercert.pem", tmp_path / "userkey.pem"
+    cert.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    key.write_text(
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIE\n-----END ENCRYPTED PRIVATE KEY-----\n"
+    )
+    x509 = {"usercert": str(cert), "userkey": str(key)}
+    off = tosca_inputs(cloud_config(tmp_path, x509=x509))
+    assert off["x509_usercert"] == off["x509_userkey"] == ""
+    config = cloud_config(tmp_path, x509=x509, services={"x509": True})
+    rendered = render_template(config, tmp_path / "out")
+    defaults = {k: v["default"] for k, v in template_inputs(rendered.template).items()}
+    assert defaults["x509_userkey"] == key.read_text().strip("\n")
+    assert "x509_userkey" in rendered.secret_inputs
+    assert validate_template(rendered.template) == []
+
+
+def test_a_missing_secret_file_is_named(tmp_path: Path) -> None:
+    config = cloud_config(tmp_path, oidc={"client_secret_file": str(tmp_path / "absent")})
+    with pytest.raises(CliError, match=r"oidc\.client_secret_file"):
+        tosca_inputs(config)
+
+
+def test_another_source_retargets_types_icon_and_ansible_code(tmp_path: Path) -> None:
+    fork = ProjectSource.github("someone/mlaas4hep", "v1.2.0")
+    rendered = render_template(cloud_config(tmp_path), tmp_path / "out", source=fork)
+    text = rendered.template.read_text()
+    assert DEFAULT_SOURCE.raw_base not in text
+    document = yaml.safe_load(text)
+    assert fork.tosca_url("types/mlaas4hep_types.yaml") in str(document["imports"])
+    assert document["topology_template"]["inputs"]["ansible_source"]["default"] == fork.archive
+    assert validate_template(rendered.template, source=fork) == []
+
+
+def test_the_stack_type_hands_over_every_contract_variable(tmp_path: Path) -> None:
+    """Node type inputs + what the playbook derives == the variables of ansible/site.yml."""
+    stack = yaml.safe_load(TYPES.read_text())["node_types"]["tosca.nodes.mlaas4hep.Stack"]
+    handed = set(stack["interfaces"]["Standard"]["configure"]["inputs"])
+    direct = {name for name in handed if not name.startswith("mlaas4hep_tosca_")}
+    [play] = yaml.safe_load(PLAYBOOK.read_text())
+    [write_vars] = [
+        t for t in play["tasks"] if t["name"] == "Write the variables of ansible/site.yml"
+    ]
+    derived = set(write_vars["vars"]["mlaas4hep_tosca_derived"])
+    assert direct.isdisjoint(derived)
+    assert direct | derived == set(ansible_vars(cloud_config(tmp_path), local=False))
+
+
+def test_every_stack_property_reaches_the_playbook() -> None:
+    stack = yaml.safe_load(TYPES.read_text())["node_types"]["tosca.nodes.mlaas4hep.Stack"]
+    inputs = stack["interfaces"]["Standard"]["configure"]["inputs"]
+    read = {value["get_property"][1] for value in inputs.values()}
+    assert read == set(stack["properties"])
+
+
+def test_the_template_sets_every_stack_property_from_an_input() -> None:
+    document = yaml.safe_load(TEMPLATE.read_text())
+    node = document["topology_template"]["node_templates"]["mlaas4hep"]
+    used = {value["get_input"] for value in node["properties"].values()}
+    assert used <= set(document["topology_template"]["inputs"])
+
+
+def test_project_urls_in_the_tosca_files_match_the_default_source() -> None:
+    own = re.compile(r"https://(?:raw\.githubusercontent\.com|github\.com)/mlaas4hep/\S+")
+    for path in [TEMPLATE, TYPES, *sorted((TOSCA / "metadata").glob("*.yml"))]:
+        for url in own.findall(path.read_text()):
+            assert url.startswith(
+                (
+                    DEFAULT_SOURCE.raw_base + "/",
+                    DEFAULT_SOURCE.archive,
+                    "https://github.com/mlaas4hep/mlaas4hep#",
+                )
+            ), (path, url)
+            if url.startswith(DEFAULT_SOURCE.raw_base + "/tosca/"):
+                local = TOSCA / url.removeprefix(DEFAULT_SOURCE.raw_base + "/tosca/")
+                assert local.is_file(), (path, url)
