@@ -96,5 +96,5 @@ def test_an_expired_token_names_the_token_command(
     import time
 
     expired = oidc.mint({"exp": int(time.time()) - 120})  # beyond the 30 s clock-skew leeway
-    with pytest.raises(CliError, match=r"refused the token .*mlaas4hep token"):
+    with pytest.raises(CliError, match=r"refused the credentials .*mlaas4hep token"):
         OrchestratorClient(stub.url, expired, FAST).list()

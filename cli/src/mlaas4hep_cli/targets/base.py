@@ -74,12 +74,14 @@ class Retry:
         )
 
 
-def raise_for(response: httpx.Response, what: str) -> None:
+def raise_for(
+    response: httpx.Response,
+    what: str,
+    unauthorised: str = "get a fresh token with `mlaas4hep token`",
+) -> None:
     if response.status_code < 400:
         return
     text = response.text[:500]
     if response.status_code == 401:
-        raise CliError(
-            f"{what} refused the token (401): get a fresh one with `mlaas4hep token`; {text}"
-        )
+        raise CliError(f"{what} refused the credentials (401): {unauthorised}; {text}")
     raise CliError(f"{what} answered {response.status_code}: {text}")

@@ -22,6 +22,11 @@ import httpx
 from mlaas4hep_cli.errors import CliError
 from mlaas4hep_cli.targets.base import DeploymentState, Phase, Retry, raise_for
 
+IM_CREDENTIALS = (
+    "check the IM authorization file (an 'id = im; type = InfrastructureManager' "
+    "line, and a fresh token where it uses one: `mlaas4hep token`)"
+)
+
 PHASES = {
     "pending": Phase.CREATING,
     "running": Phase.CREATING,
@@ -72,7 +77,9 @@ class ImClient:
             f"the Infrastructure Manager at {self.url}",
             lambda: self.http.request(method, path, **options),
         )
-        raise_for(response, f"the Infrastructure Manager ({what or method + ' ' + path})")
+        raise_for(
+            response, f"the Infrastructure Manager ({what or method + ' ' + path})", IM_CREDENTIALS
+        )
         return response
 
     @staticmethod
@@ -102,7 +109,7 @@ class ImClient:
             return DeploymentState(
                 infrastructure, Phase.DELETED, "deleted", "no such infrastructure"
             )
-        raise_for(response, "the Infrastructure Manager (state)")
+        raise_for(response, "the Infrastructure Manager (state)", IM_CREDENTIALS)
         state = response.json().get("state", {})
         word = str(state.get("state", "unknown"))
         outputs = self.outputs(infrastructure) if word == "configured" else {}
@@ -139,7 +146,8 @@ class ImClient:
         ).text
 
     def vm_info(self, infrastructure: str, vm: int = 0) -> list[dict[str, Any]]:
-        return self._request("GET", f"/infrastructures/{infrastructure}/vms/{vm}").json()
+        body = self._request("GET", f"/infrastructures/{infrastructure}/vms/{vm}").json()
+        return body.get("radl", []) if isinstance(body, dict) else body
 
     def destroy(self, infrastructure: str) -> None:
         response = self.retry.call(
@@ -148,7 +156,7 @@ class ImClient:
         )
         if response.status_code == 404:
             return
-        raise_for(response, "the Infrastructure Manager (destroy)")
+        raise_for(response, "the Infrastructure Manager (destroy)", IM_CREDENTIALS)
 
 
 def ssh_details(radl: list[dict[str, Any]]) -> dict[str, Any]:
