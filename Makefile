@@ -16,6 +16,7 @@ test: system-deps node-deps $(STAMP) im
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ansible-lint ansible/
 
 bench: $(STAMP)
 	$(PYTHON) benchmarks/pipeline.py --memory-events 5000000
