@@ -17,6 +17,7 @@ from mlaas4hep_cli.errors import CliError
 CPU_CHOICES = (1, 2, 4, 8, 16, 32)
 MEMORY_CHOICES = ("2 GB", "4 GB", "8 GB", "16 GB", "32 GB", "64 GB")
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+LOCAL_ISSUER = "local"  # the development OpenID provider of the local target
 
 
 class Section(BaseModel):
@@ -79,8 +80,11 @@ class OidcConfig(Section):
     @field_validator("issuer")
     @classmethod
     def _issuer(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("must be an http(s) URL, e.g. https://iam.cloud.infn.it/")
+        if value != LOCAL_ISSUER and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(
+                "must be an http(s) URL, e.g. https://iam.cloud.infn.it/, or "
+                f"'{LOCAL_ISSUER}' for the bundled development provider"
+            )
         return value
 
     @model_validator(mode="after")
@@ -95,6 +99,7 @@ class PortsConfig(Section):
     tfaas: int = Field(8081, ge=1, le=65535, description="inference API (HTTPS)")
     jupyterhub: int = Field(8443, ge=1, le=65535)
     xrootd: int = Field(1094, ge=1, le=65535)
+    issuer: int = Field(9000, ge=1, le=65535, description="development provider (local target)")
 
     @model_validator(mode="after")
     def _distinct(self) -> PortsConfig:
@@ -150,6 +155,11 @@ class DeploymentConfig(Section):
     def _consistent(self) -> DeploymentConfig:
         if self.target.kind != "local" and not self.vm.ssh_public_key:
             raise ValueError("vm.ssh_public_key is required to log in to a cloud VM")
+        if self.oidc.issuer == LOCAL_ISSUER and self.target.kind != "local":
+            raise ValueError(
+                "oidc.issuer 'local' (the development provider) is only for the "
+                "local target; cloud deployments use the site's IAM"
+            )
         if self.services.x509 and not (self.x509.usercert and self.x509.userkey):
             raise ValueError("x509.usercert and x509.userkey are required when services.x509 is on")
         return self

@@ -126,6 +126,8 @@ def prepare_wheelhouse(home: Path, folder: Path) -> Path:
         "--quiet",
         "--wheel-dir",
         str(folder),
+        "--constraint",
+        str(home / "images" / "wheelhouse-constraints.txt"),
         TORCH,
         f"{home / 'mlaas4hep'}[all]",
         str(home / "cli"),

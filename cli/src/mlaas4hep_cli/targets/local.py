@@ -1,0 +1,241 @@
+"""The `local` target: the same Ansible roles applied to this machine with podman, every
+service on 127.0.0.1, so that the whole service can be tried without a cloud account.
+
+With `oidc.issuer: local` the bundled development OpenID provider runs beside the stack
+(images/dev-oidc) with a `demo` user; its secrets are generated here and stay in the
+deployment's folder (~/.local/share/mlaas4hep/NAME, mode 0700).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from mlaas4hep_cli import localstack
+from mlaas4hep_cli.config import LOCAL_ISSUER, DeploymentConfig
+from mlaas4hep_cli.deployment_vars import ansible_vars
+from mlaas4hep_cli.devidp import AUDIENCE, HUB_CLIENT, SERVICE_CLIENT, demo_provider
+from mlaas4hep_cli.errors import CliError
+from mlaas4hep_cli.home import toolkit_home
+from mlaas4hep_cli.images import IMAGES, build_images, image_exists, image_reference
+from mlaas4hep_cli.playbook import run_site
+from mlaas4hep_cli.registry import DeploymentRecord
+from mlaas4hep_cli.targets.base import DeploymentState, Phase
+
+console = Console(stderr=True)
+HOST_PORTS = (8080, 8083, 8099)  # the services' own ports on 127.0.0.1 in host networking
+
+
+def data_home() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "mlaas4hep"
+
+
+def project_folder(name: str) -> Path:
+    return data_home() / name
+
+
+def ensure_images(config: DeploymentConfig) -> None:
+    prefix = config.images.prefix or "localhost/"
+    missing = [
+        spec.name
+        for spec in IMAGES
+        if not image_exists("podman", image_reference(spec.name, prefix, config.images.tag))
+    ]
+    if missing:
+        console.print(
+            f"building images {', '.join(missing)} (offline; the first build takes "
+            "about ten minutes)"
+        )
+        build_images(
+            toolkit_home(),
+            "podman",
+            offline=True,
+            prefix=prefix,
+            tag=config.images.tag,
+            only=missing,
+            progress=lambda text: console.print(f"  {text}"),
+        )
+
+
+def development_provider(config: DeploymentConfig, folder: Path) -> dict[str, Path]:
+    """The development IdP's files, made once and kept: re-creating reuses its key and users."""
+    existing = {
+        name: folder / file
+        for name, file in (
+            ("provider", "provider.json"),
+            ("credentials", "credentials.json"),
+            ("hub_client_secret", "hub_client_secret"),
+            ("service_client_secret", "service_client_secret"),
+        )
+    }
+    if all(path.exists() for path in existing.values()):
+        return existing
+    return demo_provider(config.ports.issuer).write(folder)
+
+
+def engine_socket(project: Path) -> tuple[Path, int]:
+    """podman's Docker API for JupyterHub's spawner (no systemd socket unit here)."""
+    socket = project / "podman.sock"
+    pid_file = project / "podman-service.pid"
+    if socket.exists() and pid_file.exists():
+        pid = int(pid_file.read_text())
+        if Path(f"/proc/{pid}").exists():
+            return socket, pid
+    process = subprocess.Popen(
+        ["podman", "system", "service", "--time=0", f"unix://{socket}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 20
+    while not socket.exists():
+        if time.monotonic() > deadline:
+            raise CliError("podman system service did not start (is podman installed?)")
+        time.sleep(0.1)
+    pid_file.write_text(str(process.pid))
+    return socket, process.pid
+
+
+def local_variables(config: DeploymentConfig, project: Path) -> tuple[dict[str, Any], dict]:
+    """The role variables for this machine, and the outputs the deployment will have."""
+    controller = project / "controller"
+    controller.mkdir(parents=True, exist_ok=True)
+    controller.chmod(0o700)
+    extra: dict[str, Any] = {}
+    outputs: dict[str, Any] = {}
+    if config.oidc.issuer == LOCAL_ISSUER:
+        files = development_provider(config, controller / "dev-oidc")
+        provider = json.loads(files["provider"].read_text())
+        config = config.model_copy(deep=True)
+        config.oidc.issuer = provider["issuer"]
+        config.oidc.client_id = HUB_CLIENT
+        config.oidc.client_secret_file = files["hub_client_secret"]
+        config.oidc.audience = [AUDIENCE]
+        config.oidc.service_client_id = SERVICE_CLIENT
+        config.oidc.service_client_secret_file = files["service_client_secret"]
+        extra["mlaas4hep_dev_oidc_config_file"] = str(files["provider"])
+        outputs["issuer"] = provider["issuer"]
+        outputs["credentials_file"] = str(files["credentials"])
+    socket, _pid = engine_socket(project)
+    variables = {
+        **ansible_vars(config, project_dir=str(project / "stack"), local=True),
+        **extra,
+        "mlaas4hep_container_socket": str(socket),
+    }
+    ports = config.ports
+    outputs.update(
+        {
+            "workflow_api": f"https://127.0.0.1:{ports.server}",
+            "tfaas_api": f"https://127.0.0.1:{ports.tfaas}",
+            "ca_certificate": str(project / "stack" / "secrets" / "tls.crt"),
+        }
+    )
+    if config.services.jupyterhub:
+        outputs["jupyterhub_url"] = f"https://127.0.0.1:{ports.jupyterhub}/hub/"
+    return variables, outputs
+
+
+def create_local(
+    config: DeploymentConfig, path: Path | None, extra: dict[str, Any]
+) -> DeploymentRecord:
+    """Build missing images, converge the roles, wait for every health check."""
+    import socket as sockets
+
+    project = project_folder(config.name)
+    project.mkdir(parents=True, exist_ok=True)
+    project.chmod(0o700)
+    if not localstack.containers(config.name):
+        with sockets.socket() as probe:
+            busy = [p for p in HOST_PORTS if probe.connect_ex(("127.0.0.1", p)) == 0]
+        if busy:
+            raise CliError(
+                f"ports {busy} of 127.0.0.1 are in use: the local stack needs them "
+                "(is another deployment running? `mlaas4hep list`)"
+            )
+    ensure_images(config)
+    variables, outputs = local_variables(config, project)
+    began = time.time()
+    console.print(f"configuring the stack with Ansible in {project / 'stack'}")
+    run = run_site(
+        variables,
+        project / "ansible",
+        output=lambda line: (
+            console.print(line.rstrip(), markup=False, highlight=False)
+            if line.startswith(("TASK", "PLAY", "fatal", "localhost"))
+            else None
+        ),
+    )
+    if run.returncode != 0:
+        tail = "\n".join(run.output.splitlines()[-25:])
+        raise CliError(f"the Ansible run failed (run `mlaas4hep create` again to resume):\n{tail}")
+    failing = localstack.wait_healthy(config.name, timeout=180)
+    if failing:
+        raise CliError(
+            f"services did not become healthy: {failing} "
+            f"(`mlaas4hep status local-{config.name} --log`)"
+        )
+    outputs["seconds_to_healthy"] = round(time.time() - began, 1)
+    return DeploymentRecord(
+        f"local-{config.name}",
+        "local",
+        str(project),
+        config.name,
+        config=str(path or ""),
+        extra={
+            **extra,
+            "outputs": outputs,
+            "project": config.name,
+            "ansible_seconds": round(run.seconds, 1),
+        },
+    )
+
+
+def local_state(record: DeploymentRecord) -> DeploymentState:
+    project = record.extra.get("project", record.name)
+    names = localstack.containers(project)
+    if not names:
+        return DeploymentState(record.id, Phase.DELETED, "absent", "no containers")
+    failing = localstack.unhealthy(project)
+    if not failing:
+        return DeploymentState(
+            record.id,
+            Phase.READY,
+            "healthy",
+            outputs=record.extra.get("outputs", {}),
+            details={"containers": names},
+        )
+    reason = "; ".join(f"{name}: {what[:120]}" for name, what in failing.items())
+    return DeploymentState(
+        record.id, Phase.FAILED, "unhealthy", reason, details={"containers": names}
+    )
+
+
+def local_log(record: DeploymentRecord) -> str:
+    return localstack.logs(record.extra.get("project", record.name))
+
+
+def destroy_local(record: DeploymentRecord) -> None:
+    """The roles with mlaas4hep_state=absent, then the deployment's folder (its secrets)."""
+    project = Path(record.endpoint)
+    variables_file = project / "ansible" / "vars.json"
+    if variables_file.exists():
+        variables = json.loads(variables_file.read_text())
+        run = run_site({**variables, "mlaas4hep_state": "absent"}, project / "ansible")
+        if run.returncode != 0:
+            console.print("removal by Ansible failed; removing the containers directly")
+    localstack.remove_leftovers(record.extra.get("project", record.name))
+    pid_file = project / "podman-service.pid"
+    if pid_file.exists():
+        with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
+            os.killpg(int(pid_file.read_text()), signal.SIGTERM)
+    shutil.rmtree(project, ignore_errors=True)
