@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint bench setup system-deps node-deps im clean
 
-demo: $(STAMP)
+demo: system-deps $(STAMP)
 	$(VENV)/bin/mlaas4hep demo
 
 test: system-deps node-deps $(STAMP) im

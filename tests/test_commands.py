@@ -152,6 +152,7 @@ def test_operator_demo_runs_the_embedded_default(tmp_path: Path) -> None:
     result = run(
         "mlaas4hep",
         "demo",
+        "--pipeline-only",
         "--dir",
         str(tmp_path / "demo"),
         "--events",

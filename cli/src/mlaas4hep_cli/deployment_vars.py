@@ -34,7 +34,7 @@ def ansible_vars(
         "mlaas4hep_front_proxy": "gateway" if local else services.front_proxy,
         "mlaas4hep_jupyterhub_enabled": services.jupyterhub,
         "mlaas4hep_x509_enabled": services.x509,
-        "mlaas4hep_ports": config.ports.model_dump(),
+        "mlaas4hep_ports": config.ports.model_dump(exclude={"issuer"}),
         "mlaas4hep_oidc_issuer": oidc.issuer,
         "mlaas4hep_oidc_client_id": oidc.client_id,
         "mlaas4hep_oidc_client_secret_file": path_or_empty(oidc.client_secret_file),

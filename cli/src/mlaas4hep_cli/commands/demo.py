@@ -1,7 +1,8 @@
 """`mlaas4hep demo`: the embedded default job, with no cloud account and no network.
 
-Writes a synthetic ttH(bb) sample, then runs the full workflow on it with the poster's
-preproc.json: specs, chunks, training of a built-in model, metrics, plots and exported models.
+By default the whole service (see service_demo.py); with --pipeline-only, a synthetic ttH(bb)
+sample and the full workflow on it with the poster's preproc.json: specs, chunks, training of a
+built-in model, metrics, plots and exported models.
 """
 
 from __future__ import annotations
@@ -57,11 +58,22 @@ def run_demo(folder: Path, events: int, model: str, epochs: int) -> Path:
 
 def demo(
     folder: Annotated[Path, typer.Option("--dir", help="where the demo writes")] = Path("demo"),
-    events: Annotated[int, typer.Option(min=100, help="events per sample file")] = 50000,
-    model: Annotated[str, typer.Option(help="model file or builtin:NAME")] = "builtin:mlp",
+    events: Annotated[int, typer.Option(min=100, help="events per sample file")] = 20000,
+    model: Annotated[str, typer.Option(help="model file or builtin:NAME")] = "builtin:gbdt",
     epochs: Annotated[int, typer.Option(min=1, help="epochs per chunk")] = 3,
+    pipeline_only: Annotated[
+        bool,
+        typer.Option(help="only train on this machine (no deployment): the pipeline's own demo"),
+    ] = False,
 ) -> None:
-    """Run the embedded default job on this machine (no cloud account needed)."""
+    """Run the embedded default job on this machine (no cloud account needed): the whole
+    service deployed locally, a workflow through its API, the model served and asked."""
     with user_errors():
         require_service_package("mlaas4hep demo")
-        run_demo(folder, events, model, epochs)
+        folder.mkdir(parents=True, exist_ok=True)
+        if pipeline_only:
+            run_demo(folder, events, model, epochs)
+        else:
+            from mlaas4hep_cli.service_demo import run_service_demo
+
+            run_service_demo(folder.resolve(), events, model, epochs)

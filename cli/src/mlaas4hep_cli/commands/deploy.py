@@ -366,7 +366,15 @@ def destroy(
     """Delete a deployment and everything it created (safe to repeat)."""
     with user_errors():
         registry = Registry()
-        record = registry.find(deployment)
+        try:
+            record = registry.find(deployment)
+        except CliError:
+            gone = already_gone(deployment)
+            if as_json:
+                print(json.dumps({"id": deployment, "destroyed": True, "note": gone}))
+            else:
+                console.print(gone)
+            return
         if record.target == "orchestrator":
             with orchestrator_client(record, account) as client:
                 client.destroy(record.id)
@@ -382,6 +390,22 @@ def destroy(
         print(json.dumps({"id": record.id, "destroyed": True}))
     else:
         console.print(f"deployment {record.id} destroyed")
+
+
+def already_gone(deployment: str) -> str:
+    """Destroying twice is not an error; a local stack the registry forgot is still removed."""
+    if deployment.startswith("local-"):
+        from mlaas4hep_cli import localstack
+        from mlaas4hep_cli.targets.local import project_folder
+
+        name = deployment.removeprefix("local-")
+        if localstack.containers(name):
+            localstack.remove_leftovers(name)
+            import shutil
+
+            shutil.rmtree(project_folder(name), ignore_errors=True)
+            return f"removed the containers of {deployment} (it was not in the registry)"
+    return f"no deployment {deployment}: nothing to destroy"
 
 
 def register(app: typer.Typer) -> None:

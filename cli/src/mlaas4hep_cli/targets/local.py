@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -176,8 +177,10 @@ def create_local(
         ),
     )
     if run.returncode != 0:
-        tail = "\n".join(run.output.splitlines()[-25:])
-        raise CliError(f"the Ansible run failed (run `mlaas4hep create` again to resume):\n{tail}")
+        raise CliError(
+            "the Ansible run failed (fix the cause and run `mlaas4hep create` again "
+            f"to resume):\n{failure_summary(run.output)}"
+        )
     failing = localstack.wait_healthy(config.name, timeout=180)
     if failing:
         raise CliError(
@@ -198,6 +201,19 @@ def create_local(
             "ansible_seconds": round(run.seconds, 1),
         },
     )
+
+
+def failure_summary(output: str) -> str:
+    """The failing task and its message, not Ansible's whole JSON dump."""
+    lines = output.splitlines()
+    summary = []
+    for index, line in enumerate(lines):
+        if line.startswith(("fatal:", "failed:")):
+            task = next((lines[i] for i in range(index, -1, -1) if lines[i].startswith("TASK")), "")
+            message = re.search(r'"msg": "((?:[^"\\]|\\.)*)"', line)
+            text = message.group(1).encode().decode("unicode_escape") if message else line[:500]
+            summary.append(f"{task.strip('* ')}\n  {text}")
+    return "\n".join(summary) or "\n".join(lines[-15:])
 
 
 def local_state(record: DeploymentRecord) -> DeploymentState:

@@ -1,0 +1,211 @@
+"""The embedded default job: the whole service on this machine, end to end.
+
+sample ntuples -> `create` (local target: every service in podman on 127.0.0.1, with the
+development OpenID provider) -> a token for the demo user -> the inputs uploaded and a workflow
+submitted through the TLS gateway -> the trained model published to the inference service ->
+predictions for a few events printed. The deployment stays up for exploring; `mlaas4hep destroy
+local-demo` removes it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from mlaas4hep_cli.client import ServiceClient
+from mlaas4hep_cli.errors import CliError
+
+console = Console()
+
+
+@dataclass
+class DemoReport:
+    deployment: str
+    outputs: dict[str, Any]
+    job: dict[str, Any]
+    model: str
+    predictions: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def step(number: int, text: str) -> None:
+    console.print(f"[bold cyan]{number}.[/] {text}")
+
+
+def bundle_archive(folder: Path) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(folder, arcname="demo")
+    return buffer.getvalue()
+
+
+def local_config(folder: Path, name: str) -> Path:
+    path = folder / "mlaas4hep-local.yaml"
+    path.write_text(
+        f"# The demo's deployment: this machine, the bundled development OpenID provider.\n"
+        f"name: {name}\ntarget: {{kind: local}}\n"
+        "oidc: {issuer: local, client_id: mlaas4hep}\n"
+        "services: {jupyterhub: true, x509: false}\n"
+    )
+    return path
+
+
+def wait_published(server: ServiceClient, job_id: str, timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = server.json("GET", f"/jobs/{job_id}")["result"]
+        if "published" in result:
+            return result["published"]["model"]
+        if "publish_error" in result:
+            raise CliError(f"publishing the model failed: {result['publish_error']}")
+        time.sleep(1)
+    raise CliError("the model was not published to the inference service in time")
+
+
+def example_rows(
+    server: ServiceClient, job_id: str, sample: Any, folder: Path, per_class: int = 3
+) -> tuple[list[list[float]], list[float]]:
+    """A few events flattened with the run's own specs (downloaded with its results)."""
+    from mlaas4hep.dataset import Dataset
+    from mlaas4hep.generator import ChunkGenerator
+    from mlaas4hep.params import load_params
+    from mlaas4hep.preprocess import load_preproc
+    from mlaas4hep.reader import read_file_list, read_labels
+    from mlaas4hep.specs import obtain_specs
+
+    archive = server.request("GET", f"/jobs/{job_id}/results").content
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder, filter="data")
+    specs_file = next(folder.rglob("global-specs.json"))
+    params = load_params(sample.params_json)
+    params.shuffle = False
+    files = read_file_list(str(sample.files_txt))
+    with Dataset.open(
+        files, read_labels(str(sample.labels_txt), files), params, load_preproc(sample.preproc_json)
+    ) as dataset:
+        specs = obtain_specs(dataset, folder / "specs-check", specs_path=specs_file)
+        chunk = next(iter(ChunkGenerator(dataset, specs, prefetch=False, progress=False)))
+    rows, labels = [], []
+    for label in (1.0, 0.0):
+        picked = [i for i, y in enumerate(chunk.y) if y == label][:per_class]
+        rows += [chunk.x[i].tolist() for i in picked]
+        labels += [label] * len(picked)
+    return rows, labels
+
+
+def run_service_demo(folder: Path, events: int, model: str, epochs: int) -> DemoReport:
+    from mlaas4hep import log
+    from mlaas4hep.sample import write_sample
+    from mlaas4hep_cli.commands.deploy import submit as create_deployment
+    from mlaas4hep_cli.commands.token import local_token
+    from mlaas4hep_cli.config import load_config
+    from mlaas4hep_cli.registry import Registry
+
+    log.configure()
+    timings: dict[str, float] = {}
+    began = time.perf_counter()
+    console.rule("[bold]MLaaS4HEP demo: the whole service on this machine")
+    step(1, f"synthetic ttH(bb) / ttbar ntuples, {events} events each")
+    sample = write_sample(folder / "sample", events=events)
+    (sample.folder / "files_local.txt").write_text("ttH_signal.root\nttbar_background.root\n")
+    params = json.loads(sample.params_json.read_text())
+    params.update(epochs=epochs, chunk_size=max(events // 2, 1000))
+    (sample.folder / "params.json").write_text(json.dumps(params))
+
+    step(2, "deploying the stack here (podman, Ansible; images are built on first use)")
+    mark = time.perf_counter()
+    config = load_config(local_config(folder, "demo"))
+    record = create_deployment(config, folder / "mlaas4hep-local.yaml", None, None)
+    Registry().add(record)
+    outputs = record.extra["outputs"]
+    timings["create"] = round(time.perf_counter() - mark, 1)
+    console.print(
+        f"   workflow API {outputs['workflow_api']}, inference {outputs['tfaas_api']}, "
+        f"JupyterHub {outputs.get('jupyterhub_url', '-')}"
+    )
+
+    step(3, "a token for the demo user from the development OpenID provider")
+    token = local_token(record.id, "demo")
+    ca = outputs["ca_certificate"]
+    server = ServiceClient(outputs["workflow_api"], token, verify=ca)
+    tfaas = ServiceClient(outputs["tfaas_api"], token, verify=ca)
+    try:
+        step(4, f"uploading the inputs and submitting a workflow ({model})")
+        mark = time.perf_counter()
+        server.request(
+            "POST",
+            "/upload",
+            params={"name": "demo"},
+            files={"file": ("demo.tar.gz", bundle_archive(sample.folder))},
+        )
+        job_id = server.json(
+            "POST",
+            "/submit",
+            json={
+                "name": "demo",
+                "files": "files_local.txt",
+                "labels": "labels.txt",
+                "model": model,
+                "params": "params.json",
+                "preproc": "preproc.json",
+                "job_name": "higgs",
+            },
+        )["job_id"]
+        job = wait_job(server, job_id)
+        timings["workflow"] = round(time.perf_counter() - mark, 1)
+        console.print(
+            f"   job {job_id}: {job['state']} "
+            + ", ".join(f"{k} {v:g}" for k, v in job["result"]["headline"].items())
+        )
+
+        step(5, "the trained model published to the inference service")
+        name = wait_published(server, job_id)
+        console.print(f"   model [bold]{name}[/] served at {outputs['tfaas_api']}/json")
+
+        step(6, "predictions for a few events through the inference API")
+        rows, labels = example_rows(server, job_id, sample, Path(tempfile.mkdtemp()))
+        scores = tfaas.json("POST", "/json", json={"model": name, "keys": [], "values": rows})
+        predictions = [
+            {"true_label": label, "score": round(float(score[0]), 4)}
+            for label, score in zip(labels, scores, strict=True)
+        ]
+        for prediction in predictions:
+            kind = "signal    " if prediction["true_label"] == 1.0 else "background"
+            console.print(f"   {kind} event -> P(signal) = {prediction['score']:.3f}")
+    finally:
+        server.close()
+        tfaas.close()
+    timings["total"] = round(time.perf_counter() - began, 1)
+    console.rule()
+    console.print(
+        f"done in {timings['total']:.0f} s; the deployment keeps running: "
+        f"`mlaas4hep status {record.id}`, JupyterHub at "
+        f"{outputs.get('jupyterhub_url', '-')}, remove it with "
+        f"`mlaas4hep destroy {record.id}`"
+    )
+    return DemoReport(record.id, outputs, job, name, predictions, timings)
+
+
+def wait_job(server: ServiceClient, job_id: str, timeout: float = 900) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    state = None
+    while time.monotonic() < deadline:
+        job = server.json("GET", f"/jobs/{job_id}")
+        if job["state"] != state:
+            state = job["state"]
+            console.print(f"   {time.strftime('%H:%M:%S')} {state}")
+        if state in ("SUCCEEDED", "FAILED", "CANCELLED"):
+            if state != "SUCCEEDED":
+                log = server.request("GET", f"/jobs/{job_id}/logs").text[-2000:]
+                raise CliError(f"the demo's job ended {state}: {job['reason']}\n{log}")
+            return job
+        time.sleep(1)
+    raise CliError(f"the demo's job did not finish in {timeout} s")
