@@ -26,6 +26,8 @@ app = typer.Typer(
 )
 app.command()(demo.demo)
 app.command()(deployment.init)
+app.command()(deployment.render)
+app.command()(deployment.validate)
 deploy.register(app)
 app.command()(remote.login)
 app.command(context_settings=remote.PASSTHROUGH)(remote.run)

@@ -1,0 +1,222 @@
+"""What a deployment configuration renders to, and the checks `mlaas4hep validate` runs.
+
+render: the TOSCA template with its inputs filled and the orchestrator's parameters (cloud
+targets), the Ansible variables and inventory for a direct run, and the compose environment —
+the last made by the stack role's own template through Ansible, so it cannot drift from what a
+deployment writes.
+validate: the TOSCA template against the INDIGO/INFN types (tosca-parser + the constraints it
+skips), the playbook's syntax with these variables, and the compose file's variables; run side
+by side, a second or two in all.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlaas4hep_cli.config import LOCAL_ISSUER, DeploymentConfig
+from mlaas4hep_cli.deployment_vars import ansible_vars
+from mlaas4hep_cli.home import toolkit_home
+from mlaas4hep_cli.playbook import ansible_environment, ansible_tool
+
+
+@dataclass
+class Finding:
+    source: str  # tosca | ansible | compose | config
+    where: str
+    message: str
+
+
+@dataclass
+class Rendered:
+    folder: Path
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def cloud_like(config: DeploymentConfig) -> bool:
+    return config.oidc.issuer != LOCAL_ISSUER
+
+
+def write_private(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(0o600)
+    return path
+
+
+def render(config: DeploymentConfig, out: Path) -> Rendered:
+    rendered = Rendered(out)
+    local = config.target.kind == "local"
+    variables = ansible_vars(config, local=local)
+    rendered.files["ansible vars"] = write_private(
+        out / "ansible" / "vars.json", json.dumps(variables, indent=1)
+    )
+    inventory = (
+        "[mlaas4hep]\nlocalhost ansible_connection=local\n"
+        if local
+        else "[mlaas4hep]\n# the VM: its address (`mlaas4hep outputs ID`) and login user\n"
+        f"VM_ADDRESS ansible_user={config.vm.os_user} ansible_become=true\n"
+    )
+    rendered.files["ansible inventory"] = write_private(
+        out / "ansible" / "inventory.ini", inventory
+    )
+    rendered.files["compose env"] = render_compose_env(variables, out / "compose" / "compose.env")
+    if cloud_like(config) and not local:
+        from mlaas4hep_cli.tosca import render_template
+
+        tosca = render_template(config, out / "tosca")
+        rendered.files["tosca template"] = tosca.template
+        rendered.files["orchestrator parameters"] = tosca.parameters
+    return rendered
+
+
+def render_compose_env(variables: dict[str, Any], target: Path) -> Path:
+    """The stack role's env.j2, rendered by Ansible's template module with the role's vars."""
+    role = toolkit_home() / "ansible" / "roles" / "mlaas4hep_stack"
+    engine = variables.get("mlaas4hep_container_engine", "docker")
+    scratch = target.parent / ".ansible"
+    scratch.mkdir(parents=True, exist_ok=True)
+    values = write_private(scratch / "vars.json", json.dumps(variables))
+    command = [
+        ansible_tool("ansible"),
+        "localhost",
+        "-c",
+        "local",
+        "-i",
+        "localhost,",
+        "-m",
+        "ansible.builtin.template",
+        "-a",
+        f"src={role / 'templates' / 'env.j2'} dest={target} mode=0600",
+        "-e",
+        f"@{role / 'defaults' / 'main.yml'}",
+        "-e",
+        f"@{role / 'vars' / 'main.yml'}",
+        "-e",
+        f"@{role / 'vars' / (engine + '.yml')}",
+        "-e",
+        f"@{values}",
+        "-e",
+        f"ansible_python_interpreter={sys.executable}",
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=ansible_environment(scratch), check=False
+    )
+    if result.returncode != 0:
+        from mlaas4hep_cli.errors import CliError
+
+        raise CliError(f"rendering the compose environment failed:\n{result.stdout[-1500:]}")
+    return target
+
+
+def syntax_check(variables: dict[str, Any], scratch: Path) -> list[Finding]:
+    home = toolkit_home() / "ansible"
+    values = write_private(scratch / "vars.json", json.dumps(variables))
+    command = [
+        ansible_tool("ansible-playbook"),
+        "--syntax-check",
+        "-i",
+        str(home / "inventory" / "local.ini"),
+        str(home / "site.yml"),
+        "-e",
+        f"@{values}",
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=ansible_environment(scratch), check=False
+    )
+    if result.returncode == 0:
+        return []
+    text = (result.stderr or result.stdout).strip().splitlines()
+    return [Finding("ansible", "ansible/site.yml", "\n".join(text[-8:]))]
+
+
+VARIABLE = re.compile(r"\$\{([A-Z0-9_]+)(:-[^}]*)?\}")
+
+
+def compose_check(env: dict[str, str]) -> list[Finding]:
+    """Every variable compose.yaml uses without a default is set; every service has an image."""
+    path = toolkit_home() / "images" / "compose.yaml"
+    text = path.read_text()
+    findings = []
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        return [Finding("compose", str(path), f"not valid YAML: {exc}")]
+    for number, line in enumerate(text.splitlines(), 1):
+        for name, default in VARIABLE.findall(line):
+            if not default and name not in env:
+                findings.append(
+                    Finding(
+                        "compose",
+                        f"{path.name}:{number}",
+                        f"${{{name}}} has no value and no default",
+                    )
+                )
+    for service, spec in (document.get("services") or {}).items():
+        if not spec.get("image"):
+            findings.append(Finding("compose", f"{path.name}: services.{service}", "no image"))
+    for name, secret in (document.get("secrets") or {}).items():
+        if "file" not in secret:
+            findings.append(Finding("compose", f"{path.name}: secrets.{name}", "no file"))
+    return findings
+
+
+def read_env(path: Path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+def validate(
+    config: DeploymentConfig,
+    scratch: Path,
+    template: Path | None = None,
+    types_dir: Path | None = None,
+) -> tuple[list[Finding], float]:
+    """All checks, the playbook's syntax check in parallel with the rest."""
+    began = time.perf_counter()
+    local = config.target.kind == "local"
+    variables = ansible_vars(config, local=local)
+    findings: list[Finding] = []
+    ansible_findings: list[Finding] = []
+    checker = threading.Thread(
+        target=lambda: ansible_findings.extend(syntax_check(variables, scratch / "ansible"))
+    )
+    checker.start()
+    if template is not None or (cloud_like(config) and not local):
+        from mlaas4hep_cli.tosca import render_template, validate_template
+
+        path = template or render_template(config, scratch / "tosca").template
+        for problem in validate_template(path, types_dir):
+            findings.append(Finding("tosca", problem_where(problem), problem_text(problem)))
+    env = {"MLAAS4HEP_IMAGE_TAG": config.images.tag}
+    findings += compose_check(env)
+    checker.join()
+    return findings + ansible_findings, time.perf_counter() - began
+
+
+def problem_where(problem: Any) -> str:
+    parts = [
+        str(getattr(problem, name))
+        for name in ("file", "line", "field")
+        if getattr(problem, name, None) not in (None, "")
+    ]
+    return ":".join(parts[:2]) + (f" ({parts[2]})" if len(parts) > 2 else "")
+
+
+def problem_text(problem: Any) -> str:
+    message = str(getattr(problem, "message", problem))
+    fix = getattr(problem, "fix", None)
+    return f"{message}{'; ' + fix if fix else ''}"
