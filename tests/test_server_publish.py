@@ -19,16 +19,27 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def stack(oidc: OidcProvider,
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, TfaasProcess]]:
+def stack(
+    oidc: OidcProvider, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ServerProcess, TfaasProcess]]:
     folder = tmp_path_factory.mktemp("publish")
     tfaas = TfaasProcess(folder / "tfaas", oidc).start()
     secret = folder / "service_client_secret"
     secret.write_text(oidc.service_secret)
     secret.chmod(0o600)
-    server = ServerProcess(folder / "server", oidc, extra={"publish": {
-        "tfaas_url": tfaas.url, "token_url": oidc.token_endpoint, "client_id": SERVICE_CLIENT,
-        "client_secret_file": str(secret), "audience": AUDIENCE}})
+    server = ServerProcess(
+        folder / "server",
+        oidc,
+        extra={
+            "publish": {
+                "tfaas_url": tfaas.url,
+                "token_url": oidc.token_endpoint,
+                "client_id": SERVICE_CLIENT,
+                "client_secret_file": str(secret),
+                "audience": AUDIENCE,
+            }
+        },
+    )
     server.start()
     yield server, tfaas
     server.stop()
@@ -41,12 +52,20 @@ def test_a_finished_model_is_published_and_serves_predictions(
     server, tfaas = stack
     alice = server.client("alice")
     archive = tar_folder(sample_bundle_folder(tmp_path / "data", events=300), "data")
-    alice.post("/upload", params={"name": "data"},
-               files={"file": ("data.tar.gz", archive)}).raise_for_status()
-    job_id = alice.post("/submit", json={
-        "name": "data", "files": "files_local.txt", "labels": "labels_local.txt",
-        "model": "sgd_model.py", "params": "params_local.json", "job_name": "higgs",
-    }).json()["job_id"]
+    alice.post(
+        "/upload", params={"name": "data"}, files={"file": ("data.tar.gz", archive)}
+    ).raise_for_status()
+    job_id = alice.post(
+        "/submit",
+        json={
+            "name": "data",
+            "files": "files_local.txt",
+            "labels": "labels_local.txt",
+            "model": "sgd_model.py",
+            "params": "params_local.json",
+            "job_name": "higgs",
+        },
+    ).json()["job_id"]
     job = server.wait_final(alice, job_id)
     assert job["state"] == "SUCCEEDED", job["reason"]
     deadline = time.monotonic() + 60
@@ -61,22 +80,32 @@ def test_a_finished_model_is_published_and_serves_predictions(
         names = [m["name"] for m in client.get("/models").json()]
         assert model in names
         width = client.get(f"/params/{model}").json()["n_inputs"]
-        prediction = client.post("/json", json={"model": model, "keys": [],
-                                                "values": [0.5] * width}).json()
+        prediction = client.post(
+            "/json", json={"model": model, "keys": [], "values": [0.5] * width}
+        ).json()
     assert len(prediction) == 1 and 0.0 <= prediction[0] <= 1.0
 
 
-def test_publishing_can_be_turned_off_per_job(stack: tuple[ServerProcess, TfaasProcess],
-                                              tmp_path: Path) -> None:
+def test_publishing_can_be_turned_off_per_job(
+    stack: tuple[ServerProcess, TfaasProcess], tmp_path: Path
+) -> None:
     server, tfaas = stack
     alice = server.client("alice")
     archive = tar_folder(sample_bundle_folder(tmp_path / "data", events=300), "data")
-    alice.post("/upload", params={"name": "data2"},
-               files={"file": ("data.tar.gz", archive)}).raise_for_status()
-    job_id = alice.post("/submit", json={
-        "name": "data2", "files": "files_local.txt", "labels": "labels_local.txt",
-        "model": "builtin:linear", "params": "params_local.json", "publish": False,
-    }).json()["job_id"]
+    alice.post(
+        "/upload", params={"name": "data2"}, files={"file": ("data.tar.gz", archive)}
+    ).raise_for_status()
+    job_id = alice.post(
+        "/submit",
+        json={
+            "name": "data2",
+            "files": "files_local.txt",
+            "labels": "labels_local.txt",
+            "model": "builtin:linear",
+            "params": "params_local.json",
+            "publish": False,
+        },
+    ).json()["job_id"]
     job = server.wait_final(alice, job_id)
     assert job["state"] == "SUCCEEDED"
     time.sleep(2)

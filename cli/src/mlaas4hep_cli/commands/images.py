@@ -27,9 +27,7 @@ def build(
     tag: Annotated[str, typer.Option(help="image tag")] = "latest",
     only: Annotated[
         list[str] | None,
-        typer.Option(
-            help="build only these (" + ", ".join(s.name for s in IMAGES) + ")"
-        ),
+        typer.Option(help="build only these (" + ", ".join(s.name for s in IMAGES) + ")"),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
