@@ -6,8 +6,11 @@ changes nothing, a changed setting recreates it, and `mlaas4hep_state: absent` r
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import ssl
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +23,7 @@ from mlaas4hep_cli.deployment_vars import ansible_vars
 from mlaas4hep_cli.devidp import HUB_CLIENT, DevIdentityProvider
 from mlaas4hep_cli.home import toolkit_home
 from mlaas4hep_cli.images import build_images
+from mlaas4hep_cli.registry import DeploymentRecord, Registry
 
 from support.net import free_port
 from support.oidc_provider import AUDIENCE, SERVICE_CLIENT, OidcProvider
@@ -247,6 +251,56 @@ def test_the_development_issuer_publishes_its_discovery_document(
 def test_the_renewer_made_a_proxy_the_cache_can_read(deployment: StackDeployment) -> None:
     cache = next(name for name in deployment.containers() if "_xrootd-proxy_" in name)
     podman("exec", cache, "test", "-r", "/proxy/x509up")  # raises unless readable
+
+
+def test_the_operator_cli_reads_and_renews_the_deployments_proxy(
+    deployment: StackDeployment, tmp_path: Path
+) -> None:
+    """`mlaas4hep proxy status|renew --deployment ID` act in the deployment's renewer."""
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}
+    record_id = f"local-{deployment.name}"
+    Registry(tmp_path / "mlaas4hep" / "deployments.json").add(
+        DeploymentRecord(
+            record_id,
+            "local",
+            str(deployment.project),
+            deployment.name,
+            extra={"project": deployment.name},
+        )
+    )
+    cli = str(Path(sys.executable).with_name("mlaas4hep"))
+
+    def operator(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [cli, "proxy", *args, "-d", record_id],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+
+    status = operator("status", "--json")
+    assert status.returncode == 0, status.stdout + status.stderr
+    before = json.loads(status.stdout)
+    assert before["healthy"] and before["proxy"] == "/proxy/x509up"
+    time.sleep(1.5)  # the new proxy's validity starts later, to the second
+    renewed = operator("renew")
+    assert renewed.returncode == 0, renewed.stdout + renewed.stderr
+    assert "valid until" in renewed.stdout
+    after = json.loads(operator("status", "--json").stdout)
+    assert after["identity"] == before["identity"]
+    assert after["not_after"] > before["not_after"]
+
+    missing = subprocess.run(
+        [cli, "proxy", "status", "-d", "no-such-deployment"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert missing.returncode != 0 and "no-such-deployment" in missing.stdout + missing.stderr
 
 
 def test_secrets_are_private_to_their_services(deployment: StackDeployment) -> None:

@@ -1,8 +1,8 @@
 """`mlaas4hep proxy status|renew`: the X.509 proxy used for authenticated remote reads.
 
-For now these act on this machine; a deployment target (over SSH) comes later and will call the
-same library functions there. The service package is imported only inside the commands, so the
-operator CLI stays light when it is not installed.
+They act on this machine, or, with --deployment ID, on that deployment's renewer container (the
+same commands run there, through podman locally or docker over SSH). The service package is
+imported only inside the commands, so the operator CLI stays light when it is not installed.
 """
 
 from __future__ import annotations
@@ -29,12 +29,46 @@ ProxyOption = Annotated[
 ]
 
 
+DeploymentOption = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--deployment", "-d", help="act on this deployment's renewer (see `list`)"),
+]
+IN_CONTAINER = [
+    "--cert",
+    "/run/secrets/usercert",
+    "--key",
+    "/run/secrets/userkey",
+    "--passphrase-file",
+    "/run/secrets/userkey_passphrase",
+    "--proxy",
+    "/proxy/x509up",
+]
+
+
+def on_deployment(deployment: str, command: list[str]) -> None:
+    """Run the renewer's own command in the deployment and pass its output and exit code on."""
+    from mlaas4hep_cli.registry import Registry
+    from mlaas4hep_cli.service_exec import service_exec
+
+    code, output = service_exec(
+        Registry().find(deployment), "x509-renewer", ["mlaas4hep-x509-renewer", *command]
+    )
+    print(output, end="")
+    raise typer.Exit(code)
+
+
 @app.command()
 def status(
     proxy: ProxyOption = None,
+    deployment: DeploymentOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Show the proxy's identity, validity, renewal and last error; exit 1 if unhealthy."""
+    if deployment:
+        with user_errors():
+            on_deployment(
+                deployment, ["status", "--proxy", "/proxy/x509up", *(["--json"] if as_json else [])]
+            )
     with user_errors():
         require_service_package("mlaas4hep proxy status")
         from mlaas4hep.x509 import RenewerSettings, proxy_status
@@ -78,8 +112,12 @@ def renew(
         Optional[str],  # noqa: UP045
         typer.Option(help="native, grid-proxy-init or voms-proxy-init (default: native)"),
     ] = None,
+    deployment: DeploymentOption = None,
 ) -> None:
     """Make a new proxy now from the user certificate and key."""
+    if deployment:
+        with user_errors():
+            on_deployment(deployment, ["renew", *IN_CONTAINER])
     with user_errors():
         require_service_package("mlaas4hep proxy renew")
         from mlaas4hep.x509 import PassphraseSource, RenewerSettings, renew_proxy
