@@ -1,92 +1,27 @@
-"""Running ansible/site.yml on this machine (connection local) and reading its play recap."""
+"""Running ansible/site.yml on this machine for the tests: the CLI's own runner
+(mlaas4hep_cli.playbook), pinned to this checkout's ansible/ folder."""
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import subprocess
-import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlaas4hep_cli import playbook
+from mlaas4hep_cli.playbook import PlaybookRun, ansible_environment
+
 REPO = Path(__file__).resolve().parents[2]
 ANSIBLE = REPO / "ansible"
-BIN = Path(sys.executable).parent
-RECAP_LINE = re.compile(r"^(?P<host>\S+)\s+:\s+(?P<counts>(?:\w+=\d+\s*)+)$")
 
-
-@dataclass
-class PlaybookRun:
-    returncode: int
-    output: str
-    seconds: float
-
-    @property
-    def recap(self) -> dict[str, dict[str, int]]:
-        """PLAY RECAP counts per host: {'localhost': {'ok': 12, 'changed': 0, ...}}."""
-        recap: dict[str, dict[str, int]] = {}
-        _, _, tail = self.output.rpartition("PLAY RECAP")
-        for line in tail.splitlines():
-            match = RECAP_LINE.match(line.strip())
-            if match:
-                counts = dict(item.split("=") for item in match.group("counts").split())
-                recap[match.group("host")] = {key: int(value) for key, value in counts.items()}
-        return recap
-
-    def counts(self, host: str = "localhost") -> dict[str, int]:
-        return self.recap[host]
+__all__ = ["ANSIBLE", "REPO", "PlaybookRun", "ansible_environment", "run_site", "tool"]
 
 
 def tool(name: str) -> str:
     """An Ansible command from this virtual environment."""
-    return str(BIN / name)
-
-
-def ansible_environment(home: Path) -> dict[str, str]:
-    """Plain output, no retry files, and Ansible's own state kept in `home`."""
-    return {
-        **os.environ,
-        "ANSIBLE_HOME": str(home),
-        "ANSIBLE_LOCAL_TEMP": str(home / "tmp"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_RETRY_FILES_ENABLED": "0",
-        "ANSIBLE_STDOUT_CALLBACK": "default",
-        "ANSIBLE_DISPLAY_SKIPPED_HOSTS": "0",
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
+    return playbook.ansible_tool(name)
 
 
 def run_site(
     extra_vars: dict[str, Any], home: Path, *options: str, timeout: float = 900
 ) -> PlaybookRun:
     """ansible-playbook -i inventory/local.ini site.yml -e @vars.json on this machine."""
-    home.mkdir(parents=True, exist_ok=True)
-    variables = home / "vars.json"
-    variables.write_text(json.dumps(extra_vars))
-    variables.chmod(0o600)
-    command = [
-        tool("ansible-playbook"),
-        "-i",
-        str(ANSIBLE / "inventory" / "local.ini"),
-        str(ANSIBLE / "site.yml"),
-        "-e",
-        f"@{variables}",
-        *options,
-    ]
-    if os.getuid() == 0:  # root needs no sudo (and this machine has none)
-        command += ["-e", "ansible_become=false"]
-    began = time.perf_counter()
-    result = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        env=ansible_environment(home),
-        timeout=timeout,
-        check=False,
-    )
-    return PlaybookRun(
-        result.returncode, result.stdout + result.stderr, time.perf_counter() - began
-    )
+    return playbook.run_site(extra_vars, home, *options, timeout=timeout)
