@@ -39,8 +39,10 @@ def runs(sample: SampleSet, tmp_path_factory: pytest.TempPathFactory) -> dict[st
 def service(
     tmp_path_factory: pytest.TempPathFactory, runs: dict[str, Path]
 ) -> Iterator[TfaasProcess]:
+    # A generous wait: on a busy 2-core CI runner the test's own client sends requests slowly, and
+    # with a short wait each model call would see only one or two of them.
     process = TfaasProcess(
-        tmp_path_factory.mktemp("tfaas-batching"), extra={"batch_wait_ms": 20, "max_batch": 64}
+        tmp_path_factory.mktemp("tfaas-batching"), extra={"batch_wait_ms": 150, "max_batch": 64}
     ).start()
     with process.client() as client:
         for run in runs.values():
