@@ -12,6 +12,7 @@ import yaml
 from mlaas4hep_cli.config import load_config
 from mlaas4hep_cli.deployment_vars import ansible_vars
 from mlaas4hep_cli.errors import CliError
+from mlaas4hep_cli.tosca.inputs import tosca_inputs
 
 CLI = str(Path(sys.executable).with_name("mlaas4hep"))
 
@@ -53,6 +54,8 @@ def test_init_writes_a_valid_commented_starter(tmp_path: Path) -> None:
         ({"services": {"x509": True}}, "x509.usercert", "required"),
         ({"name": "My Service"}, "name", "lower-case"),
         ({"vm": {"cpus": 4}}, "vm.cpus", "Extra inputs are not permitted"),
+        ({"vm": {"flavor": "huge"}}, "vm", "not offered"),
+        ({"vm": {"flavor": "large", "num_cpus": 4}}, "vm", "keep one of the two"),
     ],
 )
 def test_invalid_values_are_named_by_field(
@@ -72,6 +75,15 @@ def test_overrides_apply_on_top_of_the_file(tmp_path: Path) -> None:
     assert config.vm.num_cpus == 8 and config.services.jupyterhub is False
     with pytest.raises(CliError, match=r"section\.key=value"):
         load_config(write(tmp_path, MINIMAL), ["vm.num_cpus"])
+
+
+def test_a_named_flavor_sets_cpus_and_memory_for_the_template(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, {**MINIMAL, "vm": {"flavor": "large"}}))
+    assert (config.vm.num_cpus, config.vm.mem_size) == (8, "16 GB")
+    inputs = tosca_inputs(config)
+    assert (inputs["num_cpus"], inputs["mem_size"]) == (8, "16 GB")
+    same = load_config(write(tmp_path, {**MINIMAL, "vm": {"flavor": "small", "num_cpus": 2}}))
+    assert same.vm.mem_size == "4 GB"
 
 
 def test_malformed_yaml_is_named(tmp_path: Path) -> None:

@@ -16,6 +16,14 @@ from mlaas4hep_cli.errors import CliError
 
 CPU_CHOICES = (1, 2, 4, 8, 16, 32)
 MEMORY_CHOICES = ("2 GB", "4 GB", "8 GB", "16 GB", "32 GB", "64 GB")
+# Named sizes, the same menu the INFN Cloud dashboard offers for our template
+# (`instance_flavor` in tosca/metadata/mlaas4hep.parameters.yml): vCPUs and memory.
+FLAVORS: dict[str, tuple[int, str]] = {
+    "small": (2, "4 GB"),
+    "medium": (4, "8 GB"),
+    "large": (8, "16 GB"),
+    "xlarge": (16, "32 GB"),
+}
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 LOCAL_ISSUER = "local"  # the development OpenID provider of the local target
 
@@ -40,7 +48,9 @@ class VmConfig(Section):
     num_cpus: int = Field(4, description=f"vCPUs, one of {CPU_CHOICES}")
     mem_size: str = Field("8 GB", description=f"memory, one of {MEMORY_CHOICES}")
     disk_size: str = Field("50 GB", description="root disk")
-    flavor: str | None = Field(None, description="a provider flavour instead of cpus/memory")
+    flavor: str | None = Field(
+        None, description=f"a named size instead of cpus/memory, one of {tuple(FLAVORS)}"
+    )
     os_distribution: str = "ubuntu"
     os_version: str = "22.04"
     os_user: str = Field("mlaas", description="login user created on the VM")
@@ -60,6 +70,28 @@ class VmConfig(Section):
         if normalised not in MEMORY_CHOICES:
             raise ValueError(f"{value!r} is not offered; choose one of {MEMORY_CHOICES}")
         return normalised
+
+    @model_validator(mode="after")
+    def _flavor_sets_the_size(self) -> VmConfig:
+        if self.flavor is None:
+            return self
+        if self.flavor not in FLAVORS:
+            raise ValueError(
+                f"flavor {self.flavor!r} is not offered; choose one of {tuple(FLAVORS)}"
+            )
+        cpus, memory = FLAVORS[self.flavor]
+        clashes = [
+            f"{field}={getattr(self, field)!r}"
+            for field, wanted in (("num_cpus", cpus), ("mem_size", memory))
+            if field in self.model_fields_set and getattr(self, field) != wanted
+        ]
+        if clashes:
+            raise ValueError(
+                f"flavor {self.flavor!r} means {cpus} vCPUs and {memory}, but "
+                f"{', '.join(clashes)} is also set: keep one of the two"
+            )
+        self.num_cpus, self.mem_size = cpus, memory
+        return self
 
     def public_key(self) -> str | None:
         if self.ssh_public_key and Path(self.ssh_public_key).expanduser().is_file():

@@ -15,7 +15,8 @@ vm:                               # the virtual machine (cloud targets)
   num_cpus: 4                     # one of 1, 2, 4, 8, 16, 32
   mem_size: 8 GB                  # one of 2, 4, 8, 16, 32, 64 GB
   disk_size: 50 GB
-  # flavor: large                 # a provider flavour instead of cpus/memory
+  # flavor: large                 # instead of cpus/memory: small 2/4 GB, medium 4/8 GB,
+                                  #   large 8/16 GB, xlarge 16/32 GB
   os_distribution: ubuntu
   os_version: "22.04"
   os_user: mlaas                  # login user created on the VM
