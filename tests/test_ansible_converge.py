@@ -29,6 +29,7 @@ from support.net import free_port
 from support.oidc_provider import AUDIENCE, SERVICE_CLIENT, OidcProvider
 from support.pki import GridTestPki
 from support.podman import PodmanService, require_podman, start_service
+from support.sshd import SshServer, start_sshd
 from support.stack_deployment import StackDeployment, image_has_command, podman, port_in_use
 
 pytestmark = pytest.mark.integration
@@ -253,26 +254,43 @@ def test_the_renewer_made_a_proxy_the_cache_can_read(deployment: StackDeployment
     podman("exec", cache, "test", "-r", "/proxy/x509up")  # raises unless readable
 
 
+@pytest.fixture(scope="module")
+def vm_sshd() -> Iterator[SshServer]:
+    """A real sshd on loopback: this machine plays the deployment's VM."""
+    server = start_sshd()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("reached", ["local", "over-ssh"])
 def test_the_operator_cli_reads_and_renews_the_deployments_proxy(
-    deployment: StackDeployment, tmp_path: Path
+    deployment: StackDeployment, vm_sshd: SshServer, tmp_path: Path, reached: str
 ) -> None:
-    """`mlaas4hep proxy status|renew --deployment ID` act in the deployment's renewer."""
+    """`mlaas4hep proxy status|renew --deployment ID` act in the deployment's renewer: with
+    podman here for a local deployment, and over SSH (engine found on the VM) for a cloud one."""
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}
-    record_id = f"local-{deployment.name}"
+    record_id = f"{reached}-{deployment.name}"
+    ssh = {
+        "host": "127.0.0.1",
+        "port": vm_sshd.port,
+        "user": "root",
+        "key_file": str(vm_sshd.client_key),
+    }
     Registry(tmp_path / "mlaas4hep" / "deployments.json").add(
         DeploymentRecord(
             record_id,
-            "local",
-            str(deployment.project),
+            "local" if reached == "local" else "orchestrator",
+            str(deployment.project) if reached == "local" else "https://paas.example.org/o",
             deployment.name,
+            ssh={} if reached == "local" else ssh,
             extra={"project": deployment.name},
         )
     )
     cli = str(Path(sys.executable).with_name("mlaas4hep"))
 
-    def operator(*args: str) -> subprocess.CompletedProcess[str]:
+    def operator(*args: str, deployment_id: str = record_id) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [cli, "proxy", *args, "-d", record_id],
+            [cli, "proxy", *args, "-d", deployment_id],
             capture_output=True,
             text=True,
             env=env,
@@ -292,14 +310,7 @@ def test_the_operator_cli_reads_and_renews_the_deployments_proxy(
     assert after["identity"] == before["identity"]
     assert after["not_after"] > before["not_after"]
 
-    missing = subprocess.run(
-        [cli, "proxy", "status", "-d", "no-such-deployment"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    missing = operator("status", deployment_id="no-such-deployment")
     assert missing.returncode != 0 and "no-such-deployment" in missing.stdout + missing.stderr
 
 

@@ -1,5 +1,11 @@
-"""Running a command inside one service container of a deployment: with podman on this
-machine (local target), or with docker over SSH on the deployment's VM."""
+"""Running a command inside one service container of a deployment: on this machine (local
+target) or over SSH on the deployment's VM.
+
+Both places run the same small shell script, so the path a VM takes is the one the local
+tests exercise. It finds the container by the compose labels that docker compose and
+podman-compose both set, with whichever engine runs it (docker, then podman), through
+`sudo -n` unless it already runs as root.
+"""
 
 from __future__ import annotations
 
@@ -9,49 +15,58 @@ import subprocess
 from mlaas4hep_cli.errors import CliError
 from mlaas4hep_cli.registry import DeploymentRecord
 
+NO_ENGINE = 126  # the script's exit codes for "cannot even look"
+NO_CONTAINER = 125
 
-def service_exec(record: DeploymentRecord, service: str, command: list[str]) -> tuple[int, str]:
-    """(exit code, output) of `command` in the deployment's `service` container."""
-    project = record.extra.get("project", record.name)
-    if record.target == "local":
-        found = subprocess.run(
-            [
-                "podman",
-                "ps",
-                "-q",
-                "--filter",
-                f"label=io.podman.compose.project={project}",
-                "--filter",
-                f"label=com.docker.compose.service={service}",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.split()
-        if not found:
-            raise CliError(f"deployment {record.id} has no running '{service}' service")
-        result = subprocess.run(
-            ["podman", "exec", found[0], *command], capture_output=True, text=True, check=False
-        )
-        return result.returncode, result.stdout + result.stderr
-    from mlaas4hep_cli.commands.remote import endpoint_for
-    from mlaas4hep_cli.remote import connect
 
-    client = connect(endpoint_for(record))
+def exec_script(project: str, service: str, command: list[str]) -> str:
+    """The shell script that runs `command` in the project's running `service` container.
+
+    Each installed engine is asked in turn: a docker client may be present with no daemon
+    behind it (a podman machine), so "installed" does not mean "the one running the stack".
+    """
     labels = (
         f"--filter label=com.docker.compose.project={shlex.quote(project)} "
         f"--filter label=com.docker.compose.service={shlex.quote(service)}"
     )
-    remote = (
-        f'id=$(sudo docker ps -q {labels}); test -n "$id" || exit 125; '
-        f'sudo docker exec "$id" ' + " ".join(shlex.quote(part) for part in command)
+    run = " ".join(shlex.quote(part) for part in command)
+    return (
+        'as=""; [ "$(id -u)" = 0 ] || as="sudo -n"; installed=""; '
+        "for engine in docker podman; do "
+        "command -v $engine >/dev/null || continue; installed=yes; "
+        f"id=$($as $engine ps -q {labels} 2>/dev/null | head -n 1); "
+        f'[ -n "$id" ] && exec $as $engine exec "$id" {run}; '
+        "done; "
+        f'[ -n "$installed" ] || exit {NO_ENGINE}; exit {NO_CONTAINER}'
     )
-    try:
-        _, stdout, stderr = client.exec_command(remote)  # type: ignore[attr-defined]
-        code = stdout.channel.recv_exit_status()
-        output = stdout.read().decode() + stderr.read().decode()
-    finally:
-        client.close()  # type: ignore[attr-defined]
-    if code == 125:
+
+
+def service_exec(record: DeploymentRecord, service: str, command: list[str]) -> tuple[int, str]:
+    """(exit code, output) of `command` in the deployment's `service` container."""
+    project = str(record.extra.get("project", record.name))
+    script = exec_script(project, service, command)
+    if record.target == "local":
+        result = subprocess.run(
+            ["/bin/sh", "-c", script], capture_output=True, text=True, check=False
+        )
+        code, output = result.returncode, result.stdout + result.stderr
+    else:
+        code, output = _over_ssh(record, script)
+    if code == NO_ENGINE:
+        raise CliError(f"deployment {record.id}: neither docker nor podman is installed there")
+    if code == NO_CONTAINER:
         raise CliError(f"deployment {record.id} has no running '{service}' service")
     return code, output
+
+
+def _over_ssh(record: DeploymentRecord, script: str) -> tuple[int, str]:
+    from mlaas4hep_cli.commands.remote import endpoint_for
+    from mlaas4hep_cli.remote import connect
+
+    client = connect(endpoint_for(record))
+    try:
+        _, stdout, stderr = client.exec_command(script)  # type: ignore[attr-defined]
+        output = stdout.read().decode() + stderr.read().decode()  # small: read to the end first
+        return stdout.channel.recv_exit_status(), output
+    finally:
+        client.close()  # type: ignore[attr-defined]
