@@ -104,3 +104,26 @@ def test_jagged_arrays_after_a_cut_flatten_like_fresh_ones() -> None:
     x_cut, _ = Flattener(small_specs(), pad_value=PAD).transform(cut)
     x_all, _ = Flattener(small_specs(), pad_value=PAD).transform(arrays)
     np.testing.assert_array_equal(x_cut, x_all[keep])
+
+
+def test_filling_rows_block_by_block_gives_the_same_rows_as_all_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Block edges fall inside events of every length, clipped ones included."""
+    rng = np.random.default_rng(5)
+    n = 1000
+    pq_counts, r_counts = rng.integers(0, 5, n), rng.integers(0, 4, n)  # p/q: some over jdim
+    arrays = {
+        "a": ak.Array(rng.uniform(0, 10, n)),
+        "p": ak.unflatten(rng.uniform(1, 3, pq_counts.sum()), pq_counts),
+        "q": ak.unflatten(rng.uniform(10, 30, pq_counts.sum()), pq_counts),
+        "r": ak.unflatten(np.full(r_counts.sum(), 7.0), r_counts),
+    }
+    flattener = Flattener(small_specs(), pad_value=PAD)
+    monkeypatch.setattr("mlaas4hep.flatten.flatten.ROWS_PER_BLOCK", n)
+    whole = flattener.transform(arrays)
+    monkeypatch.setattr("mlaas4hep.flatten.flatten.ROWS_PER_BLOCK", 7)
+    blocks = flattener.transform(arrays)
+    np.testing.assert_array_equal(blocks[0], whole[0])
+    np.testing.assert_array_equal(blocks[1], whole[1])
+    assert int(blocks[1][:, 1:5].sum()) == sum(2 * (2 - min(c, 2)) for c in pq_counts)
