@@ -303,12 +303,13 @@ def test_the_operator_cli_reads_and_renews_the_deployments_proxy(
     before = json.loads(status.stdout)
     assert before["healthy"] and before["proxy"] == "/proxy/x509up"
     time.sleep(1.5)  # the new proxy's validity starts later, to the second
-    renewed = operator("renew")
+    renewed = operator("renew", "--lifetime", "13h")  # passed on to the renewer's command
     assert renewed.returncode == 0, renewed.stdout + renewed.stderr
     assert "valid until" in renewed.stdout
     after = json.loads(operator("status", "--json").stdout)
     assert after["identity"] == before["identity"]
-    assert after["not_after"] > before["not_after"]
+    assert after["not_after"] != before["not_after"]
+    assert 13 * 3600 - 300 < after["remaining_seconds"] <= 13 * 3600
 
     missing = operator("status", deployment_id="no-such-deployment")
     assert missing.returncode != 0 and "no-such-deployment" in missing.stdout + missing.stderr

@@ -1,7 +1,7 @@
 """`mlaas4hep proxy status|renew`: the X.509 proxy used for authenticated remote reads.
 
-They act on this machine, or, with --deployment ID, on that deployment's renewer container (the
-same commands run there, through podman locally or docker over SSH). The service package is
+They act on this machine, or, with --deployment ID, in that deployment's renewer container (the
+same commands run there, with docker or podman, here or over SSH on the VM). The service package is
 imported only inside the commands, so the operator CLI stays light when it is not installed.
 """
 
@@ -45,6 +45,26 @@ IN_CONTAINER = [
 ]
 
 
+def refuse_local_files(**given: object) -> None:
+    """With --deployment the renewer's own files are used: a local path given too is a mistake."""
+    named = [f"--{name.replace('_', '-')}" for name, value in given.items() if value]
+    if named:
+        raise typer.BadParameter(
+            f"{', '.join(named)}: these apply to this machine; with --deployment the renewer "
+            "uses the deployment's own certificate, key, passphrase and proxy"
+        )
+
+
+def passed_on(**options: str | None) -> list[str]:
+    """The options given, as arguments for the renewer's own command."""
+    return [
+        part
+        for name, value in options.items()
+        if value is not None
+        for part in (f"--{name.replace('_', '-')}", value)
+    ]
+
+
 def on_deployment(deployment: str, command: list[str]) -> None:
     """Run the renewer's own command in the deployment and pass its output and exit code on."""
     from mlaas4hep_cli.registry import Registry
@@ -66,6 +86,7 @@ def status(
     """Show the proxy's identity, validity, renewal and last error; exit 1 if unhealthy."""
     if deployment:
         with user_errors():
+            refuse_local_files(proxy=proxy)
             on_deployment(
                 deployment, ["status", "--proxy", "/proxy/x509up", *(["--json"] if as_json else [])]
             )
@@ -117,7 +138,17 @@ def renew(
     """Make a new proxy now from the user certificate and key."""
     if deployment:
         with user_errors():
-            on_deployment(deployment, ["renew", *IN_CONTAINER])
+            refuse_local_files(
+                proxy=proxy,
+                cert=cert,
+                key=key,
+                passphrase_file=passphrase_file,
+                passphrase_stdin=passphrase_stdin,
+            )
+            on_deployment(
+                deployment,
+                ["renew", *IN_CONTAINER, *passed_on(lifetime=lifetime, vo=vo, tool=tool)],
+            )
     with user_errors():
         require_service_package("mlaas4hep proxy renew")
         from mlaas4hep.x509 import PassphraseSource, RenewerSettings, renew_proxy
