@@ -8,14 +8,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from support.bundles import sample_bundle_folder, tar_folder
 from support.dask_cluster import start_cluster
 from support.oidc_provider import OidcProvider
 from support.podman import ensure_base_image, start_service
-from support.workflow_server import ServerProcess
+from support.workflow_server import ServerProcess, submit_job
 
 pytestmark = pytest.mark.integration
 REPO = Path(sys.prefix).parent  # the checkout holding .venv
@@ -68,28 +67,11 @@ def dask_server(
     cluster.stop()
 
 
-def submit(client: httpx.Client, archive: bytes, **changes: object) -> str:
-    client.post(
-        "/upload", params={"name": "data"}, files={"file": ("data.tar.gz", archive)}
-    ).raise_for_status()
-    body = {
-        "name": "data",
-        "files": "files_local.txt",
-        "labels": "labels_local.txt",
-        "model": "builtin:linear",
-        "params": "params_local.json",
-        **changes,
-    }
-    response = client.post("/submit", json=body)
-    assert response.status_code == 201, response.text
-    return response.json()["job_id"]
-
-
 def test_a_job_runs_in_a_container_with_its_limits(
     container_server: ServerProcess, archive: bytes
 ) -> None:
     alice = container_server.client("alice")
-    job = container_server.wait_final(alice, submit(alice, archive, memory="1gb", cpus=1))
+    job = container_server.wait_final(alice, submit_job(alice, archive, memory="1gb", cpus=1))
     assert job["state"] == "SUCCEEDED", job["reason"]
     log = alice.get(f"/jobs/{job['id']}/logs").text
     assert "(container of localhost/mlaas4hep-test-base:bookworm)" in log
@@ -105,7 +87,7 @@ def test_a_container_job_over_its_memory_fails_alone(
         "    hog = np.ones((3000, 1024, 1024), dtype=np.uint8)\n    return hog\n"
     )
     job = container_server.wait_final(
-        alice, submit(alice, archive, model=None, model_code=code, memory="800mb")
+        alice, submit_job(alice, archive, model=None, model_code=code, memory="800mb")
     )
     assert job["state"] == "FAILED"
     assert "memory" in job["reason"].lower() or "SIGKILL" in job["reason"]
@@ -115,7 +97,7 @@ def test_a_container_job_over_its_memory_fails_alone(
 def test_a_container_job_can_be_cancelled(container_server: ServerProcess, archive: bytes) -> None:
     alice = container_server.client("alice")
     code = "import time\n\ndef model():\n    time.sleep(120)\n"
-    job_id = submit(alice, archive, model=None, model_code=code)
+    job_id = submit_job(alice, archive, model=None, model_code=code)
     deadline = time.monotonic() + 60
     while alice.get(f"/jobs/{job_id}").json()["state"] != "RUNNING":
         assert time.monotonic() < deadline
@@ -127,8 +109,8 @@ def test_a_container_job_can_be_cancelled(container_server: ServerProcess, archi
 
 def test_jobs_run_on_dask_workers(dask_server: ServerProcess, archive: bytes) -> None:
     alice = dask_server.client("alice")
-    ids = [submit(alice, archive) for _ in range(3)]
-    failing = submit(alice, archive, model=None, model_code="def model():\n    return 42\n")
+    ids = [submit_job(alice, archive) for _ in range(3)]
+    failing = submit_job(alice, archive, model=None, model_code="def model():\n    return 42\n")
     for job_id in ids:
         job = dask_server.wait_final(alice, job_id)
         assert job["state"] == "SUCCEEDED", job["reason"]

@@ -13,7 +13,7 @@ import pytest
 
 from support.bundles import sample_bundle_folder, tar_folder
 from support.oidc_provider import OidcProvider
-from support.workflow_server import ServerProcess
+from support.workflow_server import SAMPLE_JOB, ServerProcess, submit_job, upload_sample
 
 pytestmark = pytest.mark.integration
 
@@ -32,22 +32,7 @@ def own_server(oidc: OidcProvider, tmp_path: Path) -> Iterator[ServerProcess]:
 
 
 def submit_code(client: httpx.Client, archive: bytes, code: str, **extra: object) -> str:
-    client.post(
-        "/upload", params={"name": "data"}, files={"file": ("data.tar.gz", archive)}
-    ).raise_for_status()
-    response = client.post(
-        "/submit",
-        json={
-            "name": "data",
-            "files": "files_local.txt",
-            "labels": "labels_local.txt",
-            "model_code": code,
-            "params": "params_local.json",
-            **extra,
-        },
-    )
-    assert response.status_code == 201, response.text
-    return response.json()["job_id"]
+    return submit_job(client, archive, model=None, model_code=code, **extra)
 
 
 def test_a_model_that_raises_fails_its_job_with_the_log_and_the_server_stays_up(
@@ -144,16 +129,8 @@ def test_fifty_concurrent_submissions_all_reach_a_final_state(
     own_server: ServerProcess, archive: bytes
 ) -> None:
     alice = own_server.client("alice")
-    alice.post(
-        "/upload", params={"name": "data"}, files={"file": ("data.tar.gz", archive)}
-    ).raise_for_status()
-    body = {
-        "name": "data",
-        "files": "files_local.txt",
-        "labels": "labels_local.txt",
-        "model": "builtin:linear",
-        "params": "params_local.json",
-    }
+    upload_sample(alice, archive)
+    body = SAMPLE_JOB
     token = own_server.provider.access_token("alice")
 
     def submit(_: int) -> httpx.Response:

@@ -91,3 +91,27 @@ class ServerProcess:
                 return job
             time.sleep(0.3)
         raise TimeoutError(f"job {job_id} still {job['state']} after {timeout} s")
+
+
+# A job over the sample bundle uploaded as "data" (its files, labels and params by name).
+SAMPLE_JOB: dict[str, Any] = {
+    "name": "data",
+    "files": "files_local.txt",
+    "labels": "labels_local.txt",
+    "model": "builtin:linear",
+    "params": "params_local.json",
+}
+
+
+def upload_sample(client: httpx.Client, archive: bytes) -> None:
+    client.post(
+        "/upload", params={"name": "data"}, files={"file": ("data.tar.gz", archive)}
+    ).raise_for_status()
+
+
+def submit_job(client: httpx.Client, archive: bytes, **changes: object) -> str:
+    """Upload the sample bundle, submit SAMPLE_JOB with `changes`, return the job id."""
+    upload_sample(client, archive)
+    response = client.post("/submit", json={**SAMPLE_JOB, **changes})
+    assert response.status_code == 201, response.text
+    return response.json()["job_id"]
