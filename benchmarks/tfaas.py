@@ -3,7 +3,7 @@
 published 400-480 req/s at 100-200 concurrent clients on a 16-24-core host for this MLP:
 42 -> 128 -> 128 -> 128 -> 64 -> 64 -> 1.
 
-The model (PyTorch, random weights with a fixed seed, exported to ONNX, or saved as .keras with
+The model (random weights with a fixed seed, written as ONNX, or saved as .keras with
 --format keras) is served by a real `mlaas4hep.tfaas.command` process on loopback; `wrk` (the
 Debian package) sends single-row /json requests from `--connections` concurrent clients, its
 POST body set by a Lua script: a Python load generator would take the cores it measures.
@@ -55,26 +55,45 @@ def build_model(folder: Path, kind: str) -> str:
         layers.append(keras.layers.Dense(LAYERS[-1], activation="sigmoid"))
         keras.Sequential(layers).save(folder / "model.keras")
         return "model.keras"
-    import torch
-    from torch import nn
-
-    torch.manual_seed(0)
-    modules: list[nn.Module] = []
-    for n_in, n_out in itertools.pairwise(LAYERS[:-1]):
-        modules += [nn.Linear(n_in, n_out), nn.ReLU()]
-    modules += [nn.Linear(LAYERS[-2], LAYERS[-1]), nn.Sigmoid()]
-    torch.onnx.export(
-        nn.Sequential(*modules).eval(),
-        (torch.zeros(2, LAYERS[0]),),
-        str(folder / "model.onnx"),
-        input_names=["inputs"],
-        output_names=["outputs"],
-        dynamic_shapes=({0: torch.export.Dim("batch")},),
-        dynamo=True,
-        external_data=False,
-        verbose=False,
-    )
+    write_onnx_mlp(folder / "model.onnx")
     return "model.onnx"
+
+
+def write_onnx_mlp(path: Path) -> None:
+    """The MLP as an ONNX graph written directly (MatMul, Add, Relu, Sigmoid), with PyTorch's
+    default uniform initialisation: no exporter, so the benchmark runs from `make`'s
+    environment (torch.onnx.export needs onnxscript, which it does not install)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    nodes, weights, previous = [], [], "inputs"
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(LAYERS)):
+        bound = 1 / np.sqrt(n_in)
+        weights += [
+            numpy_helper.from_array(
+                rng.uniform(-bound, bound, (n_in, n_out)).astype(np.float32), f"w{i}"
+            ),
+            numpy_helper.from_array(rng.uniform(-bound, bound, n_out).astype(np.float32), f"b{i}"),
+        ]
+        activation = "Sigmoid" if n_out == LAYERS[-1] else "Relu"
+        output = "outputs" if activation == "Sigmoid" else f"h{i}"
+        nodes += [
+            helper.make_node("MatMul", [previous, f"w{i}"], [f"m{i}"]),
+            helper.make_node("Add", [f"m{i}", f"b{i}"], [f"a{i}"]),
+            helper.make_node(activation, [f"a{i}"], [output]),
+        ]
+        previous = output
+    graph = helper.make_graph(
+        nodes,
+        NAME,
+        [helper.make_tensor_value_info("inputs", TensorProto.FLOAT, ["batch", LAYERS[0]])],
+        [helper.make_tensor_value_info("outputs", TensorProto.FLOAT, ["batch", LAYERS[-1]])],
+        weights,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
 
 
 def write_bundle(folder: Path, kind: str) -> Path:
