@@ -103,3 +103,43 @@ def test_the_local_target_renders_without_tosca(tmp_path: Path) -> None:
     assert "tosca template" not in files
     env = Path(files["compose env"]).read_text()
     assert "COMPOSE_PROFILES=gateway,jupyterhub" in env and "MLAAS4HEP_BIND=127.0.0.1" in env
+
+
+def test_the_compose_env_is_what_ansibles_template_module_writes(tmp_path: Path) -> None:
+    """`render` runs Ansible's template engine in-process; the template module must agree."""
+    from mlaas4hep_cli.config import load_config
+    from mlaas4hep_cli.deployment_vars import ansible_vars
+    from mlaas4hep_cli.home import toolkit_home
+    from mlaas4hep_cli.playbook import ansible_environment, ansible_tool
+    from mlaas4hep_cli.rendering import render_compose_env
+
+    local = {"target": {"kind": "local"}, "oidc": {"issuer": "local", "client_id": "mlaas4hep"}}
+    role = toolkit_home() / "ansible" / "roles" / "mlaas4hep_stack"
+    for name, document in (("cloud", CLOUD), ("local", local)):
+        variables = ansible_vars(load_config(write(tmp_path, document)))
+        ours = render_compose_env(variables, tmp_path / name / "compose.env")
+        values = tmp_path / name / "values.json"
+        values.write_text(json.dumps(variables))
+        engine = variables.get("mlaas4hep_container_engine", "docker")
+        theirs = tmp_path / name / "ansible.env"
+        extra = [
+            f"@{role / 'defaults' / 'main.yml'}",
+            f"@{role / 'vars' / 'main.yml'}",
+            f"@{role / 'vars' / (engine + '.yml')}",
+            f"@{values}",
+            f"ansible_python_interpreter={sys.executable}",
+        ]
+        command = [ansible_tool("ansible"), "localhost", "-c", "local", "-i", "localhost,"]
+        command += ["-m", "ansible.builtin.template"]
+        command += ["-a", f"src={role / 'templates' / 'env.j2'} dest={theirs} mode=0600"]
+        command += [word for value in extra for word in ("-e", value)]
+        result = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            env=ansible_environment(tmp_path / name / ".ansible"),
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stdout
+        assert ours.read_text() == theirs.read_text(), name
+        assert stat.S_IMODE(ours.stat().st_mode) == 0o600

@@ -12,9 +12,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from toscaparser.common.exception import ExceptionCollector
-from toscaparser.tosca_template import ToscaTemplate
-
 from mlaas4hep_cli.tosca.problems import (
     INPUTS,
     NODES,
@@ -54,6 +51,10 @@ def parser_problems(
     index: YamlIndex,
     types: TypeLibrary,
 ) -> list[Problem]:
+    # Imported here: tosca-parser takes longer to import than `render` takes to run.
+    from toscaparser.common.exception import ExceptionCollector
+    from toscaparser.tosca_template import ToscaTemplate
+
     try:
         ToscaTemplate(str(path), a_file=True, local_defs=local_defs)
         return []
