@@ -100,3 +100,12 @@ def test_later_original_keys_are_understood() -> None:
     assert params.nan == -1.0 and params.metrics.threshold == 0.5
     assert parse_params({"metrics": {"threshold": 0.7}}).metrics.threshold == 0.7
     assert parse_params({"metrics": {"threshold": 0}}).metrics.threshold == 0.5
+
+
+def test_invalid_parameters_are_one_line_naming_key_value_and_what_is_allowed() -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_params({"non_finite": "skip", "split": {"test": 0.2, "tset": 0.1}})
+    message = str(error.value)
+    assert "\n" not in message
+    assert """'non_finite' = "skip": must be 'error' or 'drop'""" in message
+    assert "'split.tset' = 0.1: unknown key (allowed: validation, test)" in message

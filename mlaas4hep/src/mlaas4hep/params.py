@@ -172,11 +172,33 @@ def load_params(path: str | Path | None) -> Params:
 
 
 def format_validation_error(exc: ValidationError, source: str) -> str:
-    """One line per problem, naming the key as the user wrote it."""
-    lines = [f"{source}: invalid parameters"]
+    """One line naming each bad key, the value given and what is allowed.
+
+    One line because entry points print an error as one message line, and a job's status keeps
+    only the first line as its reason; pydantic's "Input should be ..." becomes "must be ...".
+    """
+    problems = []
     for err in exc.errors():
-        key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        loc = tuple(str(part) for part in err["loc"])
+        key = ".".join(loc) or "(top level)"
         given = err.get("input")
-        shown = json.dumps(given) if isinstance(given, str | int | float | bool) else ""
-        lines.append(f"  - '{key}': {err['msg']}" + (f" (got {shown})" if shown else ""))
-    return "\n".join(lines)
+        shown = f" = {_shown(given)}" if "input" in err and err["type"] != "missing" else ""
+        problems.append(f"'{key}'{shown}: {_allowed(err, loc)}")
+    return f"{source}: " + "; ".join(problems)
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _allowed(err: Any, loc: tuple[str, ...]) -> str:
+    if err["type"] == "extra_forbidden":
+        model: Any = Params
+        for part in loc[:-1]:
+            model = model.model_fields[part].annotation
+        return f"unknown key (allowed: {', '.join(model.model_fields)})"
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if message.startswith("Input should be "):
+        message = "must be " + message.removeprefix("Input should be ").split(", unable")[0]
+    return message
