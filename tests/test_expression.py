@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import awkward as ak
@@ -104,3 +105,38 @@ def test_the_package_never_evaluates_user_text() -> None:
         if re.search(r"(?<![\w.])(eval|exec)\s*\(", line)
     ]
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("nJets + 9**9**9", "exceeds the float64 range"),
+        ("nJets + 10**400", "exceeds the float64 range"),
+        ("nJets * 1e308 * 10", None),  # not constant-only: evaluated on the data as inf
+        ("nJets + 1e308 * 10", "not finite"),
+        ("nJets * (-8)**0.5", "not a real number"),
+        ("nJets + 1/0", "division by zero"),
+    ],
+)
+def test_hostile_constants_fail_fast_while_parsing(text: str, reason: str | None) -> None:
+    began = time.perf_counter()
+    if reason is None:
+        parse_expression(text)
+    else:
+        with pytest.raises(ExpressionError, match=reason):
+            parse_expression(text)
+    assert time.perf_counter() - began < 1.0
+
+
+def test_constants_are_folded_and_huge_integers_become_floats() -> None:
+    expression = parse_expression("nJets + 2**64 * 0 + 3*2")
+    result = expression.evaluate({"nJets": np.array([1, 2], dtype=np.int64)})
+    assert result.tolist() == [7.0, 8.0]
+
+
+def test_dotted_names_are_record_fields_not_attribute_access() -> None:
+    expression = parse_expression("sqrt(jet.Pt) + leaflist.x")
+    assert expression.names == {"jet.Pt", "leaflist.x"}
+    assert expression.evaluate({"jet.Pt": FLAT**2, "leaflist.x": FLAT}).tolist() == [2, 4, 6]
+    with pytest.raises(ExpressionError, match="attribute access"):
+        parse_expression("jet._Pt")

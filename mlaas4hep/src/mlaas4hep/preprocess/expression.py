@@ -5,6 +5,12 @@ tree of our own nodes. Only arithmetic, comparisons (chained ones too), boolean 
 constants, branch names and a whitelist of numpy functions survive the conversion; anything else
 (attribute access, subscripts, `__import__`, lambdas, ...) is rejected with a message that says why.
 Evaluation is vectorised: every node maps to one numpy/awkward operation over whole arrays.
+
+Operations on constants alone are folded while parsing, with bounds: Python's exact integers would
+let `9**9**9` compute for hours on a server's CPU, so a folded constant must stay a finite real
+number no larger than a float64 can hold, and an integer power is sized before it is computed.
+Field names of expanded records (`branch.field`) are read as one dotted branch name, never as
+attribute access.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from mlaas4hep.errors import ExpressionError, did_you_mean
 ArrayLike = Any  # ak.Array, numpy array or scalar
 
 MAX_EXPRESSION_LENGTH = 1000
+# Folded constants stay within float64 (about 1.8e308): anything larger is inf in the data anyway.
+MAX_CONSTANT = float(np.finfo(np.float64).max)
 
 # Elementwise functions: each is applied to whole (flat or jagged) arrays at once.
 FUNCTIONS: dict[str, Callable[..., ArrayLike]] = {
@@ -198,6 +206,48 @@ class Expression:
             raise ExpressionError(f"expression '{self.text}' cannot be evaluated: {exc}") from None
 
 
+def _bounded(value: Any, text: str) -> float | int | bool:
+    """A folded constant, or an error when it is not a finite real number within float64."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, complex) or not isinstance(value, int | float):
+        raise ExpressionError(f"expression '{text}': a constant part is not a real number")
+    if isinstance(value, float) and not np.isfinite(value):
+        raise ExpressionError(f"expression '{text}': a constant part is not finite")
+    if abs(value) > MAX_CONSTANT:
+        raise ExpressionError(
+            f"expression '{text}': a constant part exceeds the float64 range (about 1.8e308)"
+        )
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        return float(value)  # numpy cannot mix larger Python ints with int64 arrays
+    return value
+
+
+def _power_fits(base: float, exponent: float) -> bool:
+    """Whether |base|**exponent stays within float64, judged from logarithms, before computing."""
+    if exponent <= 0 or abs(base) <= 1:
+        return True
+    return exponent * np.log10(abs(base)) <= np.log10(MAX_CONSTANT)
+
+
+def fold(function: Callable[..., Any], args: tuple[Constant, ...], text: str) -> Constant:
+    """Compute an operation on constants now, within bounds (see the module docstring)."""
+    values = [arg.value for arg in args]
+    if function is operator.pow and not _power_fits(*values):
+        raise ExpressionError(
+            f"expression '{text}': the constant power {values[0]}**{values[1]} exceeds the "
+            "float64 range (about 1.8e308)"
+        )
+    try:
+        with np.errstate(all="raise"):
+            value = function(*values)
+    except (ZeroDivisionError, OverflowError, FloatingPointError, ValueError) as exc:
+        raise ExpressionError(f"expression '{text}': a constant part fails: {exc}") from None
+    if isinstance(value, np.generic):
+        value = value.item()
+    return Constant(_bounded(value, text))
+
+
 class _Converter:
     """Turns a Python AST into our node tree, refusing every construct not listed here."""
 
@@ -216,7 +266,7 @@ class _Converter:
 
     def _describe_forbidden(self, node: ast.AST) -> str:
         kinds = {
-            ast.Attribute: "attribute access (a.b) is not allowed",
+            ast.Attribute: "attribute access is not allowed (dotted names are record fields)",
             ast.Subscript: "indexing (a[...]) is not allowed",
             ast.Lambda: "lambda is not allowed",
             ast.NamedExpr: "assignment is not allowed",
@@ -236,7 +286,7 @@ class _Converter:
         if isinstance(value, bool) or (
             isinstance(value, int | float) and not isinstance(value, complex)
         ):
-            return Constant(value)
+            return Constant(_bounded(value, self.text))
         raise self.fail(f"only numbers are allowed as constants, not {value!r}")
 
     def _Name(self, node: ast.Name) -> Node:
@@ -253,7 +303,7 @@ class _Converter:
     def _UnaryOp(self, node: ast.UnaryOp) -> Node:
         operand = self.convert(node.operand)
         if isinstance(node.op, ast.USub):
-            return Apply("-", _negate, (operand,))
+            return self._apply("-", _negate, (operand,))
         if isinstance(node.op, ast.UAdd):
             return Apply("+", _identity, (operand,))
         if isinstance(node.op, ast.Not | ast.Invert):
@@ -265,7 +315,23 @@ class _Converter:
         if function is None:
             raise self.fail(f"operator '{type(node.op).__name__}' is not allowed")
         args = (self.convert(node.left), self.convert(node.right))
-        return Apply(SYMBOLS[type(node.op)], function, args)
+        return self._apply(SYMBOLS[type(node.op)], function, args)
+
+    def _apply(self, symbol: str, function: Callable[..., Any], args: tuple[Node, ...]) -> Node:
+        if all(isinstance(arg, Constant) for arg in args):
+            return fold(function, args, self.text)  # type: ignore[arg-type]
+        return Apply(symbol, function, args)
+
+    def _Attribute(self, node: ast.Attribute) -> Node:
+        """`jet.Pt`: the dotted name of an expanded record field, looked up as one name."""
+        parts = [node.attr]
+        value: ast.AST = node.value
+        while isinstance(value, ast.Attribute):
+            parts.append(value.attr)
+            value = value.value
+        if not isinstance(value, ast.Name) or any(p.startswith("_") for p in [*parts, value.id]):
+            raise self.fail(self._describe_forbidden(node))
+        return self._Name(ast.Name(".".join([value.id, *reversed(parts)])))
 
     def _BoolOp(self, node: ast.BoolOp) -> Node:
         args = tuple(self.convert(value) for value in node.values)
