@@ -165,7 +165,8 @@ def submit(
             emit(answer, as_json, f"submitted job [bold]{job_id}[/] ({answer['state']})")
             return
         job = follow_state(client, job_id, quiet=as_json)
-        emit(job, as_json, f"job {job_id}: [bold]{job['state']}[/] {job.get('reason', '')}")
+        said = outcome(job)
+        emit(job, as_json, f"job {job_id}: [bold]{job['state']}[/]" + (f": {said}" if said else ""))
         if job["state"] != "SUCCEEDED":
             raise typer.Exit(1)
 
@@ -185,6 +186,13 @@ def follow_state(client: ServiceClient, job_id: str, quiet: bool) -> dict[str, A
             if job["state"] in FINAL:
                 return job
             time.sleep(1)
+
+
+def outcome(job: dict[str, Any]) -> str:
+    """Why a job failed, or its result headline: the server sets the final state and the result
+    in one update, so the job `--wait` returns already holds what `jobs` shows later."""
+    headline = (job.get("result") or {}).get("headline") or {}
+    return job.get("reason") or ", ".join(f"{k} {v:g}" for k, v in headline.items())
 
 
 @contextmanager
@@ -229,9 +237,7 @@ def jobs(
         runtime = "-"
         if job.get("started"):
             runtime = f"{(job.get('finished') or time.time()) - job['started']:.0f} s"
-        result = job.get("reason") or ", ".join(
-            f"{k} {v:g}" for k, v in job.get("result", {}).get("headline", {}).items()
-        )
+        result = outcome(job)
         colour = colours.get(job["state"], "white")
         table.add_row(
             job["id"],
