@@ -74,29 +74,44 @@ def example_rows(
     server: ServiceClient, job_id: str, sample: Any, folder: Path, per_class: int = 3
 ) -> tuple[list[list[float]], list[float]]:
     """A few events flattened with the run's own specs (downloaded with its results)."""
+    archive = server.request("GET", f"/jobs/{job_id}/results").content
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder, filter="data")
+    return rows_for_prediction(sample, next(folder.rglob("global-specs.json")), per_class)
+
+
+def rows_for_prediction(
+    sample: Any, specs_file: Path, per_class: int = 3
+) -> tuple[list[list[float]], list[float]]:
+    """The sample's first events of each class, flattened with the given run's specs.
+
+    The specs are loaded and checked against the features directly instead of through
+    `obtain_specs`: the demo knowingly applies the server run's specs to its local copy of the
+    same files (other paths, so another inputs hash), which is not worth a warning.
+    """
+    import numpy as np
+
     from mlaas4hep.dataset import Dataset
     from mlaas4hep.generator import ChunkGenerator
     from mlaas4hep.params import load_params
     from mlaas4hep.preprocess import load_preproc
     from mlaas4hep.reader import read_file_list, read_labels
-    from mlaas4hep.specs import obtain_specs
+    from mlaas4hep.specs import Specs
+    from mlaas4hep.specs.specs_pass import check_compatible
 
-    archive = server.request("GET", f"/jobs/{job_id}/results").content
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(folder, filter="data")
-    specs_file = next(folder.rglob("global-specs.json"))
     params = load_params(sample.params_json)
     params.shuffle = False
     files = read_file_list(str(sample.files_txt))
     with Dataset.open(
         files, read_labels(str(sample.labels_txt), files), params, load_preproc(sample.preproc_json)
     ) as dataset:
-        specs = obtain_specs(dataset, folder / "specs-check", specs_path=specs_file)
+        specs = Specs.load(specs_file)
+        check_compatible(specs, dataset, str(specs_file))
         chunk = next(iter(ChunkGenerator(dataset, specs, prefetch=False, progress=False)))
     rows, labels = [], []
     for label in (1.0, 0.0):
-        picked = [i for i, y in enumerate(chunk.y) if y == label][:per_class]
-        rows += [chunk.x[i].tolist() for i in picked]
+        picked = np.flatnonzero(chunk.y == label)[:per_class]
+        rows += chunk.x[picked].tolist()
         labels += [label] * len(picked)
     return rows, labels
 
