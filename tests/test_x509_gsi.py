@@ -108,7 +108,7 @@ def test_an_expired_proxy_that_cannot_be_renewed_says_why_and_reads_keep_failing
 def test_reads_never_fail_while_the_proxy_is_renewed_in_a_loop(
     pki: GridTestPki, gsi_xrootd: XRootDServer, sample: SampleSet, tmp_path: Path
 ) -> None:
-    settings = renewer_settings(pki.user, tmp_path / "x509up", key_bits=1024)
+    settings = renewer_settings(pki.user, tmp_path / "x509up", key_bits=2048)
     renew_proxy(settings, passphrase_of(pki.user))
     stop = threading.Event()
     renewals = 0

@@ -93,6 +93,7 @@ def test_a_vo_means_voms_proxy_init() -> None:
     [
         ({"vo": "cms", "tool": "native"}, "a VO needs voms-proxy-init"),
         ({"key_bits": 1000}, "key_bits: Value error, must be one of"),
+        ({"key_bits": 1024}, "key_bits: Value error, must be one of 2048, 3072, 4096"),
         ({"lifetime": "12x"}, "lifetime: Value error, '12x' is not a duration"),
         ({"lifetime": "2h", "renew_before": "3h"}, "renew_before must be shorter"),
         ({"tool": "openssl"}, "tool: Input should be 'native', 'grid-proxy-init'"),

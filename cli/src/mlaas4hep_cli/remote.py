@@ -43,6 +43,26 @@ class SshEndpoint:
         return [*command, f"{self.user}@{self.host}", *extra]
 
 
+def private_key_file(deployment: str, vm: int, key: str) -> Path:
+    """An SSH key the IM handed out, kept for `login` in the user's own config folder (0700
+    folder, file made 0600 from the start) instead of a shared temporary folder; `destroy`
+    removes it with the deployment."""
+    folder = config_dir() / "keys"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    folder.chmod(0o700)
+    path = folder / f"{deployment}-vm{vm}"
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return path
+
+
+def forget_keys(deployment: str) -> None:
+    for path in (config_dir() / "keys").glob(f"{deployment}-vm*"):
+        path.unlink(missing_ok=True)
+
+
 def config_dir() -> Path:
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     folder = Path(base) / "mlaas4hep"
@@ -188,7 +208,7 @@ def run_workflow(
             posixpath.join(inputs, "data"),
         ):
             _mkdir(sftp, folder)
-        sftp.chmod(remote_dir, 0o777)  # the container's user writes the run folder
+        sftp.chmod(remote_dir, 0o700)  # the user's own run; the container runs as this user
         for name, local in uploads.items():
             target = posixpath.join(inputs, name)
             if name.startswith("files") and name.endswith(".txt"):
@@ -197,7 +217,8 @@ def run_workflow(
             else:
                 sftp.put(str(local), target)
         command = (
-            f"{shlex.quote(engine)} run --rm --network host -v {shlex.quote(remote_dir)}:/job "
+            f"{shlex.quote(engine)} run --rm --network host --user \"$(id -u):$(id -g)\" "
+            f"-v {shlex.quote(remote_dir)}:/job "
             f"-w /job/inputs -e HOME=/job {shlex.quote(image)} mlaas4hep-workflow "
             + " ".join(shlex.quote(a) for a in remote_args)
             + " --fout /job/run"

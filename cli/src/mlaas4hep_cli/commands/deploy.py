@@ -20,6 +20,7 @@ from mlaas4hep_cli.config import DeploymentConfig, load_config
 from mlaas4hep_cli.errors import CliError, user_errors
 from mlaas4hep_cli.profiles import Profile, load_profile
 from mlaas4hep_cli.registry import DeploymentRecord, Registry
+from mlaas4hep_cli.remote import forget_keys
 from mlaas4hep_cli.targets import DeploymentState, Phase
 from mlaas4hep_cli.tokens import get_token
 
@@ -386,6 +387,7 @@ def destroy(
 
             destroy_local(record)
         registry.remove(record.id)
+        forget_keys(record.id)
     if as_json:
         print(json.dumps({"id": record.id, "destroyed": True}))
     else:

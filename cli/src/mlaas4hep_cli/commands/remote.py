@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,7 +11,7 @@ from rich.console import Console
 
 from mlaas4hep_cli.errors import CliError, user_errors
 from mlaas4hep_cli.registry import DeploymentRecord, Registry
-from mlaas4hep_cli.remote import SshEndpoint, run_workflow
+from mlaas4hep_cli.remote import SshEndpoint, private_key_file, run_workflow
 from mlaas4hep_cli.remote import login as ssh_login
 
 console = Console()
@@ -31,9 +30,7 @@ def endpoint_for(
         with im_client(record) as client:
             details = ssh_details(client.vm_info(record.id, vm))
         if details.get("private_key"):
-            keyfile = Path(tempfile.mkdtemp(prefix="mlaas4hep-key-")) / "id"
-            keyfile.write_text(details["private_key"])
-            keyfile.chmod(0o600)
+            keyfile = private_key_file(record.id, vm, details["private_key"])
             details["key_file"] = str(keyfile)
         ssh.update({k: v for k, v in details.items() if v and k != "private_key"})
     host = ssh.get("host")

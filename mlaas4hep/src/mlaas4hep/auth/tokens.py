@@ -95,6 +95,15 @@ class TokenVerifier:
                         f"cannot reach the identity provider at {url} to check the token: {exc}",
                         status=503,
                     ) from None
+                claimed = str(document.get("issuer", ""))
+                if claimed.rstrip("/") != self.settings.issuer.rstrip("/"):
+                    # RFC 8414 / OpenID discovery: the document must name the issuer we asked;
+                    # otherwise whoever serves it could vouch for tokens of another issuer.
+                    raise AuthError(
+                        f"the identity provider at {url} calls itself {claimed!r}, not the "
+                        f"configured issuer {self.settings.issuer!r}: tokens are not accepted",
+                        status=503,
+                    )
                 self._discovery = document
                 options: dict[str, Any] = {
                     "cache_keys": True,

@@ -2,30 +2,37 @@
 
 (No `from __future__ import annotations` here: FastAPI reads the endpoint annotations.)
 
-Every endpoint but /health needs a bearer token; jobs and bundles belong to the token's subject
+Every endpoint but /health needs a bearer token, checked before any request body is read;
+bodies are bounded before they are parsed (413). Jobs and bundles belong to the token's subject
 and another user's job is simply not found (404). Members of the admin group see every job.
+Logs are served in bounded pieces, and a follow stream is asynchronous and ends when its client
+leaves, so no number of readers can hold the server's threads.
 """
 
+import asyncio
 import contextlib
+import os
 import shutil
-import tarfile
 import tempfile
-import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from mlaas4hep import __version__
 from mlaas4hep.auth import Principal, TokenVerifier
 from mlaas4hep.auth.fastapi import principal_dependency
+from mlaas4hep.errors import ConfigError
+from mlaas4hep.server import jobfolder
 from mlaas4hep.server.bundles import BundleError, BundleLimits, check_name, extract_bundle
 from mlaas4hep.server.executors import Executor
 from mlaas4hep.server.publisher import Publisher
+from mlaas4hep.server.sandbox import SandboxSpec, job_uid, missing_tools
 from mlaas4hep.server.scheduler import Scheduler
 from mlaas4hep.server.settings import ServerSettings
 from mlaas4hep.server.store import FINAL, Job, JobStore, State, now
@@ -36,9 +43,48 @@ from mlaas4hep.server.submission import (
     owner_folder,
     prepare_inputs,
 )
-from mlaas4hep.specs.specs import write_json_atomic
 
 CHUNK = 1 << 20
+LOG_PIECE = 256 * 1024  # a log is sent in pieces of this size, never read whole
+FOLLOW_POLL_S = 0.3
+
+
+def check_sandbox(settings: ServerSettings) -> None:
+    """Refuse to start an executor that would run user code unconfined, unless the operator
+    said so (sandbox.enabled: false)."""
+    if not settings.sandbox.enabled or settings.executor == "container":
+        return
+    if settings.executor == "dask" and settings.dask.scheduler:
+        return  # the supervisor on each worker checks, and fails the job with the reason
+    problem = missing_tools()
+    if problem is None:
+        from mlaas4hep.server.cgroups import available
+
+        problem = available()
+    if problem:
+        raise ConfigError(
+            f"cannot confine jobs on this host: {problem}. Use the container executor, or set "
+            "sandbox.enabled: false only where every user is trusted"
+        )
+
+
+def sandbox_spec(settings: ServerSettings, job_id: str, owner: str, resources: dict) -> dict:
+    """The sandbox the server decides for a job (job.json; the job cannot change it)."""
+    box = settings.sandbox
+    proxy = os.environ.get("X509_USER_PROXY")
+    spec = SandboxSpec(
+        enabled=box.enabled,
+        uid=job_uid(job_id, box.uid_base, box.uid_count),
+        network=box.network,
+        memory_mb=int(resources["memory_mb"]),
+        cpus=float(resources["cpus"]),
+        max_processes=box.max_processes,
+        max_file_mb=box.max_file_mb,
+        extra_paths=tuple(box.extra_paths),
+        proxy=proxy if proxy and owner in settings.x509_proxy_owners else None,
+        gpu=resources.get("device") == "gpu",
+    )
+    return spec.to_json()
 
 
 def make_executor(settings: ServerSettings) -> Executor:
@@ -58,8 +104,10 @@ def make_executor(settings: ServerSettings) -> Executor:
 def create_app(settings: ServerSettings, verifier: TokenVerifier | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        settings.jobs_dir.mkdir(parents=True, exist_ok=True)
-        settings.uploads_dir.mkdir(parents=True, exist_ok=True)
+        check_sandbox(settings)
+        for private in (settings.data_dir, settings.jobs_dir, settings.uploads_dir):
+            private.mkdir(parents=True, exist_ok=True)
+            private.chmod(0o700)  # jobs, uploads and the job store are the server's alone
         store = JobStore(settings.data_dir / "jobs.sqlite")
         executor = make_executor(settings)
         scheduler = Scheduler(
@@ -96,6 +144,8 @@ def create_app(settings: ServerSettings, verifier: TokenVerifier | None = None) 
     @app.exception_handler(BundleError)
     async def bundle_error(request: Request, exc: BundleError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    app.add_middleware(DeclaredBodyLimit, limit_kb=settings.submit_limit_kb)
 
     @app.get("/health")
     def health(request: Request) -> dict[str, Any]:
@@ -138,20 +188,42 @@ def create_app(settings: ServerSettings, verifier: TokenVerifier | None = None) 
             files = await run_in_threadpool(extract_bundle, archive, target, limits)
         return {"name": name, "files": files}
 
-    @app.post("/submit", status_code=201)
-    def submit(request: Request, body: SubmitRequest, caller: Caller) -> dict[str, Any]:
+    @app.post("/submit", status_code=201, openapi_extra=SUBMIT_BODY)
+    async def submit(request: Request, caller: Caller) -> dict[str, Any]:
+        """The body (SubmitRequest) is read only after the token passed, and only up to the
+        limit."""
+        raw = await read_limited(request, settings.submit_limit_kb * 1024)
+        try:
+            body = SubmitRequest.model_validate_json(raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in error['loc']) or 'body'}: {error['msg']}"
+                for error in exc.errors()[:10]
+            )
+            raise HTTPException(422, f"invalid submission: {problems}"[:2000]) from None
+        return await run_in_threadpool(create_job, request, body, caller)
+
+    def create_job(request: Request, body: SubmitRequest, caller: Principal) -> dict[str, Any]:
         resources = body.resolved_resources(settings)
         resources["publish"] = settings.publish_by_default if body.publish is None else body.publish
         bundle = bundle_folder(settings, caller.subject, body.bundle)
         job_id = uuid.uuid4().hex[:12]
         folder = settings.jobs_dir / job_id
         try:
+            jobfolder.create(folder)
             spec = prepare_inputs(body, bundle, folder / "inputs")
             name = body.job_name or body.bundle or "job"
             model_name = f"{check_name(name, 'job name')}-{job_id}"
-            write_json_atomic(
-                folder / "job.json",
-                {"id": job_id, "spec": spec, "resources": resources, "model_name": model_name},
+            jobfolder.write_server_json(
+                folder,
+                jobfolder.JOB_JSON,
+                {
+                    "id": job_id,
+                    "spec": spec,
+                    "resources": resources,
+                    "model_name": model_name,
+                    "sandbox": sandbox_spec(settings, job_id, caller.subject, resources),
+                },
             )
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
@@ -181,10 +253,27 @@ def create_app(settings: ServerSettings, verifier: TokenVerifier | None = None) 
         return visible_job(request, job_id, caller).to_json()
 
     @app.get("/jobs/{job_id}/logs")
-    def logs(request: Request, job_id: str, caller: Caller, follow: bool = False) -> Response:
+    def logs(
+        request: Request,
+        job_id: str,
+        caller: Caller,
+        follow: bool = False,
+        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int | None, Query(ge=1)] = None,
+    ) -> Response:
+        """The job's log from byte `offset` (up to `limit` bytes); `follow` keeps sending
+        what the job prints until it ends. X-Log-Size tells how long the log is now."""
         found = visible_job(request, job_id, caller)
+        folder = Path(found.folder)
+        size = jobfolder.log_size(folder)
+        if limit is not None and not follow:
+            piece = jobfolder.read_log(folder, offset, min(limit, LOG_PIECE))
+            headers = {"X-Log-Size": str(size), "X-Next-Offset": str(offset + len(piece))}
+            return Response(piece, media_type="text/plain", headers=headers)
         return StreamingResponse(
-            stream_log(store_of(request), found, follow), media_type="text/plain"
+            stream_log(request, store_of(request), found, follow, offset),
+            media_type="text/plain",
+            headers={"X-Log-Size": str(size)},
         )
 
     @app.post("/jobs/{job_id}/cancel")
@@ -215,9 +304,10 @@ def create_app(settings: ServerSettings, verifier: TokenVerifier | None = None) 
                 f"job {job_id} has no results ({found.state.value}"
                 f"{': ' + found.reason if found.reason else ''})",
             )
-        archive = Path(found.folder) / "results.tar.gz"
-        if not archive.exists():
-            pack(Path(found.folder) / "run", archive, found.name + "-" + job_id)
+        try:
+            archive = jobfolder.pack_results(Path(found.folder), found.name + "-" + job_id)
+        except jobfolder.UnsafeFile as exc:
+            raise HTTPException(409, f"job {job_id} has no results: {exc}") from None
         return FileResponse(
             archive, media_type="application/gzip", filename=f"{found.name}-{job_id}.tar.gz"
         )
@@ -232,6 +322,46 @@ def create_app(settings: ServerSettings, verifier: TokenVerifier | None = None) 
         return Response(status_code=204)
 
     return app
+
+
+class DeclaredBodyLimit:
+    """ASGI middleware: 413 at once for a request that declares a body over the limit, before
+    anything reads it (uploads have their own, larger limit)."""
+
+    def __init__(self, app: Any, limit_kb: int) -> None:
+        self.app = app
+        self.limit = limit_kb * 1024
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] != "/upload":
+            for key, value in scope["headers"]:
+                if key == b"content-length" and value.isdigit() and int(value) > self.limit:
+                    response = JSONResponse(
+                        {"detail": f"request body larger than {self.limit // 1024} KB"}, 413
+                    )
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+# /submit's body as the OpenAPI document shows it (the endpoint parses it itself, after the
+# token check and within the size limit).
+SUBMIT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": SubmitRequest.model_json_schema()}},
+    }
+}
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The request body, refused (413) as soon as it passes `limit` bytes."""
+    received = bytearray()
+    async for block in request.stream():
+        received += block
+        if len(received) > limit:
+            raise HTTPException(413, f"request body larger than {limit // 1024} KB")
+    return bytes(received)
 
 
 def stream_reader(request: Request) -> Any:
@@ -260,28 +390,24 @@ async def copy_limited(read: Any, target: Path, limit: int) -> None:
             out.write(block)
 
 
-def pack(folder: Path, archive: Path, name: str) -> None:
-    temporary = archive.with_suffix(".partial")
-    with tarfile.open(temporary, "w:gz") as tar:
-        tar.add(folder, arcname=name)
-    temporary.replace(archive)
-
-
-def stream_log(store: JobStore, job: Job, follow: bool) -> Iterator[bytes]:
-    """The job's log; with `follow`, keep sending new lines until the job ends."""
-    path = Path(job.folder) / "job.log"
-    position = 0
+async def stream_log(
+    request: Request, store: JobStore, job: Job, follow: bool, offset: int
+) -> AsyncIterator[bytes]:
+    """The job's log in bounded pieces; with `follow`, new output until the job ends or the
+    client goes away (checked on every round, so an abandoned stream costs nothing)."""
+    folder = Path(job.folder)
+    position = offset
     while True:
-        if path.exists():
-            with path.open("rb") as handle:
-                handle.seek(position)
-                block = handle.read()
-                position += len(block)
-            if block:
-                yield block
-        current = store.get(job.id)
-        if not follow or current is None or current.state in FINAL:
-            if path.exists() and path.stat().st_size > position:
-                continue
+        piece = await run_in_threadpool(jobfolder.read_log, folder, position, LOG_PIECE)
+        if piece:
+            position += len(piece)
+            yield piece
+            continue
+        if not follow or await request.is_disconnected():
             return
-        time.sleep(0.3)
+        current = store.get(job.id)
+        if current is None or current.state in FINAL:
+            if jobfolder.log_size(folder) <= position:
+                return
+            continue
+        await asyncio.sleep(FOLLOW_POLL_S)

@@ -1,10 +1,11 @@
-"""Runs one server job: `python -m mlaas4hep.server.jobrunner JOB_FOLDER`.
+"""Runs one server job: `python -m mlaas4hep.server.jobrunner JOB_FOLDER [--log FILE]`.
 
-This process (on the server host, in a container, or on a Dask worker) is where user model
-code runs, never in the server. It applies the job's CPU and memory limits to itself, writes
-everything to JOB_FOLDER/job.log, and records how it ended in JOB_FOLDER/status.json (written
-atomically), so the server learns the outcome even if it was restarted in between. A file
-JOB_FOLDER/cancel asks it to stop.
+This process is where user model code runs, never in the server: inside the job's sandbox
+(local and Dask executors, see sandbox.py) or its container. Everything it writes is the job's
+word, so it writes only under JOB_FOLDER/work: the run folder and status.json, a reason and the
+headline numbers for the job's owner. The server decides the job's state itself from the exit
+code it observes (jobfolder.py, scheduler.py). Its output goes to the descriptors it was given,
+or with `--log` to that file (a container's one writable file besides work/).
 """
 
 from __future__ import annotations
@@ -13,13 +14,11 @@ import json
 import os
 import resource
 import sys
-import threading
 import time
 import traceback
 from pathlib import Path
 from typing import Any
 
-CANCELLED_EXIT = 130
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
@@ -30,16 +29,10 @@ THREAD_VARIABLES = (
 
 
 def write_status(folder: Path, status: dict[str, Any]) -> None:
-    temporary = folder / ".status.json.tmp"
+    work = folder / "work"
+    temporary = work / ".status.json.tmp"
     temporary.write_text(json.dumps({**status, "finished": time.time()}))
-    temporary.replace(folder / "status.json")
-
-
-def read_status(folder: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((folder / "status.json").read_text())
-    except (OSError, ValueError):
-        return None
+    temporary.replace(work / "status.json")
 
 
 def apply_limits(resources: dict[str, Any]) -> None:
@@ -55,24 +48,9 @@ def apply_limits(resources: dict[str, Any]) -> None:
             os.environ[variable] = str(cpus)
 
 
-def watch_for_cancel(folder: Path) -> None:
-    def watch() -> None:
-        while not (folder / "cancel").exists():
-            time.sleep(0.5)
-        print("job cancelled on request", flush=True)
-        write_status(
-            folder,
-            {"state": "CANCELLED", "exit_code": CANCELLED_EXIT, "reason": "cancelled on request"},
-        )
-        os._exit(CANCELLED_EXIT)
-
-    threading.Thread(target=watch, daemon=True, name="cancel-watch").start()
-
-
 def run(folder: Path) -> int:
     job = json.loads((folder / "job.json").read_text())
     apply_limits(job.get("resources", {}))
-    watch_for_cancel(folder)
     inputs = folder / "inputs"
     os.chdir(inputs)
     from mlaas4hep import log
@@ -89,7 +67,7 @@ def run(folder: Path) -> int:
         flush=True,
     )
     try:
-        with run_folder(folder / "run") as work:
+        with run_folder(folder / "work" / "run") as work:
             result = run_workflow(
                 spec["files"],
                 spec["labels"],
@@ -126,9 +104,10 @@ def run(folder: Path) -> int:
 
 def main() -> None:
     folder = Path(sys.argv[1]).resolve()
-    log_file = os.open(folder / "job.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(log_file, 1)
-    os.dup2(log_file, 2)
+    if len(sys.argv) == 4 and sys.argv[2] == "--log":
+        log_file = os.open(sys.argv[3], os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
+        os.dup2(log_file, 1)
+        os.dup2(log_file, 2)
     sys.exit(run(folder))
 
 

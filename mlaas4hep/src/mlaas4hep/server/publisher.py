@@ -1,7 +1,10 @@
 """Publishing a finished job's model bundle to the inference service (TFaaS API).
 
 The server authenticates as itself (OIDC client credentials), so publishing works after the
-user's request, and the user's token, are long gone.
+user's request, and the user's token, are long gone. It publishes on behalf of the job's owner:
+TFaaS stores the model under the name the server gives (never the one inside the bundle) and
+as the owner's, so the owner lists and deletes it like a model of their own. TFaaS accepts the
+`owner` only from the subjects it lists in its `publishers` setting.
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ class Publisher:
     def enabled(self) -> bool:
         return bool(self.settings.tfaas_url)
 
+    @property
+    def max_bytes(self) -> int:
+        return self.settings.max_bundle_mb * 2**20
+
     def _service_token(self) -> str | None:
         s = self.settings
         if not (s.token_url and s.client_id and s.client_secret_file):
@@ -47,10 +54,9 @@ class Publisher:
             self._token = (body["access_token"], time.time() + float(body.get("expires_in", 60)))
             return self._token[0]
 
-    def publish(self, archive: Path) -> dict[str, str]:
-        """Upload `archive` (tfaas/<name>.tar.gz); returns what to record with the job."""
+    def publish(self, archive: bytes, name: str, owner: str) -> dict[str, str]:
+        """Upload the bundle `archive` as model `name` of `owner`; returns what to record."""
         assert self.settings.tfaas_url
-        name = archive.name.removesuffix(".tar.gz")
         headers = {"Content-Encoding": "gzip", "Content-Type": "application/octet-stream"}
         token = self._service_token()
         if token:
@@ -58,7 +64,8 @@ class Publisher:
         url = self.settings.tfaas_url.rstrip("/") + "/upload"
         response = httpx.post(
             url,
-            content=archive.read_bytes(),
+            params={"name": name, "owner": owner},
+            content=archive,
             headers=headers,
             timeout=120,
             verify=self.settings.verify_tls,

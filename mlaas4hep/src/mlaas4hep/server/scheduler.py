@@ -1,5 +1,11 @@
-"""The scheduler: starts queued jobs within the concurrency limit, notices when jobs end,
-records their outcome, and publishes finished models.
+"""The scheduler: starts queued jobs within the concurrency limit, stops jobs past their
+wall-clock limit, notices when jobs end, decides their outcome, and publishes finished models.
+
+The outcome is the server's decision, from what it observed: the exit code the executor saw (or
+the supervisor recorded outside the sandbox), its own cancel and time-out requests, and a run
+folder that is really there. What the job wrote about itself only adds its owner's reason and
+headline numbers (bounded, jobfolder.py); it can never make a job succeed, nor choose what is
+published or under which name.
 
 It keeps no state of its own: everything is read from the job store on every round, so after a
 restart it simply carries on: jobs still running (started by the previous server process) are
@@ -9,15 +15,16 @@ without a trace are marked FAILED.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from mlaas4hep.server import jobfolder
 from mlaas4hep.server.executors import JOB_LOST, Executor, exit_reason
-from mlaas4hep.server.jobrunner import read_status
 from mlaas4hep.server.publisher import Publisher
-from mlaas4hep.server.store import JobStore, State, now
+from mlaas4hep.server.store import Job, JobStore, State, now
 
 logger = logging.getLogger("mlaas4hep")
 
@@ -68,6 +75,10 @@ class Scheduler:
             code = self.executor.poll(job)
             if code is not None:
                 self.finish(job.id, code)
+            elif self._over_time(job):
+                logger.info("job %s passed its wall-clock limit: stopping it", job.id)
+                self.store.update(job.id, timed_out=True)
+                self.executor.cancel(job)
         slots = self.max_running - len(self.store.list(states=[State.RUNNING]))
         for job in self.store.list(states=[State.QUEUED])[: max(slots, 0)]:
             self.launch(job.id)
@@ -93,29 +104,43 @@ class Scheduler:
         self.store.update(job_id, handle=handle)
         logger.info("job %s started (%s)", job_id, handle)
 
+    @staticmethod
+    def _over_time(job: Job) -> bool:
+        limit = job.resources.get("wall_clock_s")
+        return bool(limit and job.started and not job.timed_out and now() > job.started + limit)
+
     def finish(self, job_id: str, code: int) -> None:
         job = self.store.get(job_id)
         if job is None:
             return
-        status = read_status(Path(job.folder)) or {}
+        folder = Path(job.folder)
+        said = jobfolder.job_status(folder)  # the job's own words: reason and numbers only
+        ended = jobfolder.exit_record(folder) or {}
+        result: dict = {}
         if job.cancel_requested:
             state, reason = State.CANCELLED, "cancelled on request"
-        elif status.get("state") in ("SUCCEEDED", "FAILED", "CANCELLED"):
-            state, reason = State(status["state"]), status.get("reason", "")
+        elif job.timed_out:
+            limit = job.resources.get("wall_clock_s")
+            state, reason = State.FAILED, f"stopped at its wall-clock limit of {limit} s"
+        elif code == 0 and jobfolder.run_folder_ready(folder):
+            state, reason, result = State.SUCCEEDED, "", said.get("result", {})
+        elif code == 0:
+            state, reason = State.FAILED, "the job exited 0 but left no run folder"
         elif code == JOB_LOST:
             state, reason = State.FAILED, "the job process is gone (server restarted meanwhile?)"
+        elif ended.get("oom_killed"):
+            limit = job.resources.get("memory_mb")
+            state, reason = State.FAILED, f"out of memory: killed at its limit of {limit} MB"
         else:
-            state, reason = State.FAILED, exit_reason(code)
-        if code == 0 and state is State.SUCCEEDED:
-            reason = ""
+            state, reason = State.FAILED, said.get("reason") or exit_reason(code)
         changed = self.store.transition(
             job_id,
             [State.RUNNING],
             state,
-            finished=status.get("finished") or now(),
+            finished=ended.get("finished") or now(),
             exit_code=None if code == JOB_LOST else code,
             reason=reason,
-            result=status.get("result", {}),
+            result=result,
         )
         if changed:
             logger.info("job %s %s %s", job_id, state.value, reason)
@@ -129,15 +154,25 @@ class Scheduler:
         self._publishing.submit(self._publish, job_id)
 
     def _publish(self, job_id: str) -> None:
+        """The job's model bundle, under the name the server gave the job and owned by the
+        job's owner: whatever the job wrote cannot name or replace another user's model."""
         job = self.store.get(job_id)
         if job is None:
             return
-        archives = sorted((Path(job.folder) / "run" / "tfaas").glob("*.tar.gz"))
         result = dict(job.result)
         try:
-            if not archives:
-                raise RuntimeError("the run folder has no model bundle")
-            result["published"] = self.publisher.publish(archives[0])  # type: ignore[union-attr]
+            name = json.loads((Path(job.folder) / jobfolder.JOB_JSON).read_text())["model_name"]
+            archive = jobfolder.read_bounded(
+                Path(job.folder) / jobfolder.WORK,
+                f"{jobfolder.RUN}/tfaas/{name}.tar.gz",
+                self.publisher.max_bytes,  # type: ignore[union-attr]
+            )
+            result["published"] = self.publisher.publish(  # type: ignore[union-attr]
+                archive, name, job.owner
+            )
+        except jobfolder.UnsafeFile as exc:
+            logger.warning("publishing job %s refused: %s", job_id, exc)
+            result["publish_error"] = f"no model bundle to publish: {exc}"
         except Exception as exc:
             logger.warning("publishing job %s failed: %s", job_id, exc)
             result["publish_error"] = str(exc)

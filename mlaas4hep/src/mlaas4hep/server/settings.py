@@ -50,6 +50,24 @@ class DaskSettings(BaseModel):
     local_workers: int = Field(1, ge=1)
 
 
+class SandboxSettings(BaseModel):
+    """How local and Dask jobs are confined (sandbox.py; README: trust model). Containers get
+    the same limits from their engine."""
+
+    enabled: bool = Field(
+        True,
+        description="false runs user code unconfined as the server's user: one trusted user only",
+    )
+    uid_base: int = Field(200_000, ge=1000, description="first user id given to jobs")
+    uid_count: int = Field(50_000, ge=1, description="how many user ids jobs draw from")
+    max_processes: int = Field(512, ge=8, description="processes and threads of one job")
+    max_file_mb: int = Field(8192, ge=1, description="largest file a job may write")
+    network: bool = Field(True, description="jobs reach the network (root:// inputs)")
+    extra_paths: list[str] = Field(
+        default_factory=list, description="more host folders jobs see read-only"
+    )
+
+
 class PublishSettings(BaseModel):
     """Where finished models go: a TFaaS-compatible inference service."""
 
@@ -59,6 +77,7 @@ class PublishSettings(BaseModel):
     client_secret_file: Path | None = None
     audience: str | None = None
     verify_tls: bool | str = True
+    max_bundle_mb: int = Field(1024, ge=1, description="largest model bundle published")
 
 
 class ServerSettings(BaseSettings):
@@ -75,6 +94,13 @@ class ServerSettings(BaseSettings):
     default_memory_mb: int = Field(4096, ge=64)
     max_memory_mb: int = Field(16384, ge=64)
     gpus: int = Field(0, ge=0, description="GPUs this server may give to jobs")
+    default_wall_clock_s: int = Field(6 * 3600, ge=1, description="a job's time limit")
+    max_wall_clock_s: int = Field(72 * 3600, ge=1, description="longest time a job may ask for")
+    x509_proxy_owners: list[str] = Field(
+        default_factory=list,
+        description="token subjects whose jobs get the server's grid proxy (X509_USER_PROXY)",
+    )
+    submit_limit_kb: int = Field(1024, ge=1, description="largest /submit body")
     upload_limit_mb: int = Field(2048, ge=1, description="largest upload accepted")
     bundle_limit_mb: int = Field(4096, ge=1, description="largest bundle once unpacked")
     bundle_max_files: int = Field(10000, ge=1)
@@ -82,6 +108,7 @@ class ServerSettings(BaseSettings):
     publish: PublishSettings = Field(default_factory=PublishSettings)
     container: ContainerSettings = Field(default_factory=ContainerSettings)
     dask: DaskSettings = Field(default_factory=DaskSettings)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     tls_cert: Path | None = None
     tls_key: Path | None = None
 

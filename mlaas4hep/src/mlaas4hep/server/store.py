@@ -49,6 +49,7 @@ class Job:
     reason: str = ""
     handle: str = ""  # executor-specific: pid, container id, dask key
     cancel_requested: bool = False
+    timed_out: bool = False
     result: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -75,6 +76,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     reason TEXT NOT NULL DEFAULT '',
     handle TEXT NOT NULL DEFAULT '',
     cancel_requested INTEGER NOT NULL DEFAULT 0,
+    timed_out INTEGER NOT NULL DEFAULT 0,
     result TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner);
@@ -82,6 +84,8 @@ CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
 """
 
 JSON_COLUMNS = {"resources", "result"}
+BOOL_COLUMNS = ("cancel_requested", "timed_out")
+ADDED_COLUMNS = {"timed_out": "INTEGER NOT NULL DEFAULT 0"}  # columns newer than some stores
 
 
 class JobStore:
@@ -94,6 +98,13 @@ class JobStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
+            present = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+            for column, definition in ADDED_COLUMNS.items():
+                if column not in present:
+                    self._db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {definition}")
+        for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            if candidate.exists():  # only the server reads the job store
+                candidate.chmod(0o600)
 
     def close(self) -> None:
         with self._lock:
@@ -104,7 +115,8 @@ class JobStore:
         for column in JSON_COLUMNS:
             values[column] = json.loads(values[column])
         values["state"] = State(values["state"])
-        values["cancel_requested"] = bool(values["cancel_requested"])
+        for column in BOOL_COLUMNS:
+            values[column] = bool(values[column])
         return Job(**values)
 
     def add(self, job: Job) -> None:

@@ -8,6 +8,7 @@ copy of every input (hard links where possible), so later uploads never change a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -37,6 +38,7 @@ class Resources(BaseModel):
     cpus: int | None = Field(None, ge=1)
     memory_mb: int | None = Field(None, ge=64)
     device: Literal["cpu", "gpu"] = "cpu"
+    wall_clock_s: int | None = Field(None, ge=1, description="time limit; the server's default")
 
 
 class SubmitRequest(BaseModel):
@@ -95,7 +97,13 @@ class SubmitRequest(BaseModel):
             )
         if device == "gpu" and settings.gpus == 0:
             raise SubmissionError("device 'gpu' requested but this server has no GPU")
-        return {"cpus": cpus, "memory_mb": memory, "device": device}
+        wall_clock = self.resources.wall_clock_s or settings.default_wall_clock_s
+        if wall_clock > settings.max_wall_clock_s:
+            raise SubmissionError(
+                f"wall_clock_s={wall_clock} is more than this server allows "
+                f"({settings.max_wall_clock_s} s)"
+            )
+        return {"cpus": cpus, "memory_mb": memory, "device": device, "wall_clock_s": wall_clock}
 
 
 def _inside(folder: Path, name: str, what: str) -> Path:
@@ -106,11 +114,14 @@ def _inside(folder: Path, name: str, what: str) -> Path:
 
 
 def _link_tree(source: Path, target: Path) -> None:
-    """Hard-link a bundle into the job (copy when links are not possible)."""
+    """Hard-link a bundle into the job (copy when links are not possible). Linked files are
+    shared with the bundle and every job made from it: they are only ever read (the job sees
+    them read-only), and a file the submission writes replaces its link (`_write_own`)."""
     for path in source.rglob("*"):
         destination = target / path.relative_to(source)
         if path.is_dir():
             destination.mkdir(parents=True, exist_ok=True)
+            destination.chmod(0o755)
             continue
         destination.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -119,11 +130,21 @@ def _link_tree(source: Path, target: Path) -> None:
             shutil.copy2(path, destination)
 
 
+def _write_own(path: Path, text: str) -> None:
+    """Write a file of this job only: a hard-linked bundle file of the same name is unlinked
+    first, so the bundle and other jobs keep their own content."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
 def _json_input(inputs: Path, value: str | dict | None, default_name: str, what: str) -> str | None:
     if value is None:
         return None
     if isinstance(value, dict):
-        (inputs / default_name).write_text(json.dumps(value, indent=1))
+        _write_own(inputs / default_name, json.dumps(value, indent=1))
         return default_name
     if not (inputs / value).is_file() or not _inside(inputs, value, what).is_file():
         raise SubmissionError(f"{what} file '{value}' is not in the job's inputs", 404)
@@ -145,23 +166,24 @@ def _check_file_list(inputs: Path, listing: str) -> None:
 def prepare_inputs(request: SubmitRequest, bundle_dir: Path | None, inputs: Path) -> dict[str, Any]:
     """Fill `inputs` and return the workflow arguments, relative to it."""
     inputs.mkdir(parents=True, exist_ok=True)
+    inputs.chmod(0o755)
     if bundle_dir is not None:
         _link_tree(bundle_dir, inputs)
     spec: dict[str, Any] = {}
     if isinstance(request.files, list):
-        (inputs / "files.txt").write_text("".join(f"{f}\n" for f in request.files))
+        _write_own(inputs / "files.txt", "".join(f"{f}\n" for f in request.files))
         spec["files"] = "files.txt"
     elif (inputs / request.files).is_file():
         _inside(inputs, request.files, "file list")
         spec["files"] = request.files
     elif ".root" in request.files:
-        (inputs / "files.txt").write_text(request.files.replace(",", "\n") + "\n")
+        _write_own(inputs / "files.txt", request.files.replace(",", "\n") + "\n")
         spec["files"] = "files.txt"
     else:
         raise SubmissionError(f"file list '{request.files}' is not in the job's inputs", 404)
     _check_file_list(inputs, spec["files"])
     if isinstance(request.labels, list):
-        (inputs / "labels.txt").write_text("".join(f"{v:g}\n" for v in request.labels))
+        _write_own(inputs / "labels.txt", "".join(f"{v:g}\n" for v in request.labels))
         spec["labels"] = "labels.txt"
     elif (inputs / request.labels).is_file():
         _inside(inputs, request.labels, "labels file")
@@ -171,7 +193,7 @@ def prepare_inputs(request: SubmitRequest, bundle_dir: Path | None, inputs: Path
     else:
         spec["labels"] = request.labels  # a label list like "1,0" or a branch name
     if request.model_code is not None:
-        (inputs / "model.py").write_text(request.model_code)
+        _write_own(inputs / "model.py", request.model_code)
         spec["model"] = "model.py"
     elif request.model and request.model.startswith(BUILTIN_PREFIX):
         spec["model"] = request.model

@@ -16,7 +16,7 @@ from mlaas4hep.x509.errors import SettingsError
 from mlaas4hep.x509.proxyfile import FileOwner
 
 ProxyTool = Literal["native", "grid-proxy-init", "voms-proxy-init"]
-KEY_SIZES = (1024, 2048, 3072, 4096)
+KEY_SIZES = (2048, 3072, 4096)  # 1024-bit RSA is below every grid policy (and NIST's)
 
 
 def default_proxy_path() -> Path:

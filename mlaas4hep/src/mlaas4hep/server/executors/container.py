@@ -1,22 +1,31 @@
 """Jobs in containers of the pipeline image, through the Docker API (docker SDK), which both
 Docker and podman (`podman system service`) provide.
 
-Each job gets its folder mounted at /job, memory and CPU limits, and a label so that a restarted
-server finds its containers again. The job runner inside writes job.log and status.json into the
-mounted folder; the container's own output is kept too in case the runner never started.
+The container is the job's sandbox (the same promises as sandbox.py makes for local jobs): the
+job folder read-only at /job with only /job/work and /job/job.log writable, a read-only root
+file system and a private /tmp, an unprivileged user (the job's own id when the server runs as
+root, else the server's, which the container cannot use for anything but its own folder), no
+capabilities, no_new_privs, its own PID and IPC namespaces, cgroup limits on memory (shared
+memory and /tmp included, no swap), processes and CPU, and a file-size limit. A label lets a
+restarted server find its containers again; the container's exit code is what the server
+trusts about how the job ended.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 from pathlib import Path
 from typing import Any
 
 import docker
 from docker.errors import APIError, NotFound
+from docker.types import Ulimit
 
+from mlaas4hep.server import jobfolder
 from mlaas4hep.server.executors.base import JOB_LOST, Executor
-from mlaas4hep.server.jobrunner import read_status
+from mlaas4hep.server.sandbox import PROXY_INSIDE, SandboxSpec, job_environment
 from mlaas4hep.server.settings import ServerSettings
 from mlaas4hep.server.store import Job
 
@@ -42,31 +51,74 @@ class ContainerExecutor(Executor):
         relative = Path(folder).relative_to(self.settings.data_dir)
         return str(self.config.host_data_dir / relative)
 
-    def _volumes(self, job: Job) -> dict[str, dict[str, str]]:
-        volumes = {self.host_path(job.folder): {"bind": self.config.job_mount, "mode": "rw"}}
+    def _volumes(self, job: Job, proxy: bool) -> dict[str, dict[str, str]]:
+        inside = self.config.job_mount
+        folder = self.host_path(job.folder)
+        volumes = {
+            folder: {"bind": inside, "mode": "ro"},
+            f"{folder}/{jobfolder.WORK}": {"bind": f"{inside}/{jobfolder.WORK}", "mode": "rw"},
+            f"{folder}/{jobfolder.LOG}": {"bind": f"{inside}/{jobfolder.LOG}", "mode": "rw"},
+        }
+        if proxy:
+            volumes[f"{folder}/{jobfolder.PROXY}"] = {"bind": PROXY_INSIDE, "mode": "ro"}
         for mount in self.config.extra_mounts:
             host, container, *mode = mount.split(":")
-            volumes[host] = {"bind": container, "mode": mode[0] if mode else "rw"}
+            volumes[host] = {"bind": container, "mode": mode[0] if mode else "ro"}
         return volumes
+
+    def _prepare(self, job: Job, spec: SandboxSpec) -> tuple[str, bool]:
+        """work/, job.log and the proxy copy, owned by the container's user."""
+        as_root = os.geteuid() == 0
+        uid = spec.uid if as_root else os.geteuid()
+        gid = spec.uid if as_root else os.getegid()
+        folder = Path(job.folder)
+        jobfolder.make_work_dir(folder, uid if as_root else None)
+        os.close(jobfolder.open_log(folder, uid if as_root else None))
+        if spec.proxy:
+            jobfolder.private_proxy(folder, spec.proxy, uid if as_root else None)
+        return f"{uid}:{gid}", bool(spec.proxy)
 
     def start(self, job: Job) -> str:
         resources = job.resources
+        spec = SandboxSpec.from_json(
+            json.loads((Path(job.folder) / jobfolder.JOB_JSON).read_text())["sandbox"]
+        )
+        user, proxy = self._prepare(job, spec)
+        memory = f"{int(resources['memory_mb'])}m"
+        file_size = spec.max_file_mb * 2**20
+        environment = job_environment(spec, f"container of {self.config.image}")
         options: dict[str, Any] = {
             "detach": True,
             "name": f"mlaas4hep-job-{job.id}",
             "labels": {LABEL: job.id},
-            "volumes": self._volumes(job),
-            "working_dir": self.config.job_mount,
-            "mem_limit": f"{int(resources['memory_mb'])}m",
+            "volumes": self._volumes(job, proxy),
+            "working_dir": f"{self.config.job_mount}/inputs",
+            "user": user,
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+            "read_only": True,
+            "tmpfs": {"/tmp": "rw,nosuid,nodev,mode=1777"},
+            "ipc_mode": "private",
+            "pids_limit": spec.max_processes,
+            "mem_limit": memory,
+            "memswap_limit": memory,
+            "shm_size": "64m",
+            "ulimits": [
+                Ulimit(name="fsize", soft=file_size, hard=file_size),
+                Ulimit(name="core", soft=0, hard=0),
+            ],
             "nano_cpus": int(float(resources["cpus"]) * 1e9),
-            "network_mode": self.config.network,
+            "network_mode": "none" if not spec.network else self.config.network,
             "environment": {
-                "PYTHONUNBUFFERED": "1",
+                **environment,
+                "PATH": "/usr/local/bin:/usr/bin:/bin",
                 **self.config.environment,
                 "MLAAS4HEP_EXECUTOR": f"container of {self.config.image}",
             },
         }
-        command = [self.config.python, "-m", "mlaas4hep.server.jobrunner", self.config.job_mount]
+        mount = self.config.job_mount
+        command = [self.config.python, "-m", "mlaas4hep.server.jobrunner", mount]
+        command += ["--log", f"{mount}/{jobfolder.LOG}"]
         container = self.client.containers.run(self.config.image, command, **options)
         return container.id
 
@@ -79,8 +131,7 @@ class ContainerExecutor(Executor):
     def poll(self, job: Job) -> int | None:
         container = self._container(job)
         if container is None:
-            status = read_status(Path(job.folder))
-            return int(status["exit_code"]) if status else JOB_LOST
+            return JOB_LOST
         container.reload()
         state = container.attrs.get("State", {})
         if str(state.get("Status", "")).lower() in RUNNING:
@@ -88,17 +139,19 @@ class ContainerExecutor(Executor):
         code = int(state.get("ExitCode", 1))
         if state.get("OOMKilled"):
             code = 137
-        if read_status(Path(job.folder)) is None:
-            # The runner never got to record anything: keep what the container printed.
-            with (Path(job.folder) / "job.log").open("ab") as log:
-                log.write(b"--- container output ---\n" + container.logs())
+        if code != 0 and not jobfolder.job_status(Path(job.folder)):
+            # The runner never got to record anything: keep what the engine printed (bounded).
+            fd = jobfolder.open_log(Path(job.folder))
+            with os.fdopen(fd, "ab") as log:
+                log.write(b"--- container output ---\n" + container.logs(tail=200)[-65536:])
         with contextlib.suppress(APIError):
             container.remove(force=True)
         return code
 
     def cancel(self, job: Job) -> None:
-        (Path(job.folder) / "cancel").touch()
+        """SIGKILL: the container's PID namespace ends, and every process of the job with it."""
+        (Path(job.folder) / jobfolder.CANCEL).touch()
         container = self._container(job)
         if container is not None:
             with contextlib.suppress(APIError):
-                container.stop(timeout=5)
+                container.kill()

@@ -1,8 +1,10 @@
 """Jobs on a Dask distributed cluster, for scale-out over several machines.
 
-Each job is one Dask task that runs the job runner as a subprocess on a worker (user code stays
-out of the worker process itself). Job folders must be on storage every worker sees (e.g. NFS)
-at the same path. Without a scheduler address a local cluster of worker processes is started.
+Each job is one Dask task that runs the job's supervisor as a subprocess on a worker: user code
+stays out of the worker process and runs in the same sandbox as with the local executor (the
+worker must run as root with bubblewrap, like the server host). Job folders must be on storage
+every worker sees (e.g. NFS) at the same path. Without a scheduler address a local cluster of
+worker processes is started.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import sys
 import threading
 from pathlib import Path
 
+from mlaas4hep.server import jobfolder
 from mlaas4hep.server.executors.base import JOB_LOST, Executor
-from mlaas4hep.server.jobrunner import read_status
 from mlaas4hep.server.settings import ServerSettings
 from mlaas4hep.server.store import Job
 
@@ -23,8 +25,9 @@ def run_job_process(folder: str) -> int:
     """Runs on a Dask worker."""
     from distributed import get_worker
 
-    env = {**os.environ, "MLAAS4HEP_EXECUTOR": f"dask worker {get_worker().address}"}
-    command = [sys.executable, "-m", "mlaas4hep.server.jobrunner", folder]
+    where = f"dask worker {get_worker().address}"
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TZ")}
+    command = [sys.executable, "-m", "mlaas4hep.server.supervisor", folder, where]
     return subprocess.run(command, stdin=subprocess.DEVNULL, env=env, check=False).returncode
 
 
@@ -78,11 +81,12 @@ class DaskExecutor(Executor):
             self._futures.pop(job.id, None)
         if status == "finished":
             return int(future.result())  # type: ignore[attr-defined]
-        recorded = read_status(Path(job.folder))
+        recorded = jobfolder.exit_record(Path(job.folder))
         return int(recorded["exit_code"]) if recorded else JOB_LOST
 
     def cancel(self, job: Job) -> None:
-        (Path(job.folder) / "cancel").touch()
+        """The supervisor on the worker sees the file and kills the job's whole tree."""
+        (Path(job.folder) / jobfolder.CANCEL).touch()
         with self._lock:
             future = self._futures.get(job.id)
         if future is not None:

@@ -1,7 +1,9 @@
-"""Jobs as local processes, each in its own session so a server crash does not take them down.
+"""Jobs as local processes: each job's supervisor (supervisor.py), which runs the job in its
+sandbox, in its own session so a server crash does not take the job down.
 
-The handle is "pid:start-time": after a restart the server finds its jobs again by pid and
-checks the start time, so a recycled pid is never mistaken for the job.
+The handle is the supervisor's "pid:start-time": after a restart the server finds its jobs again
+by pid and checks the start time, so a recycled pid is never mistaken for the job. How a job
+ended comes from the supervisor's exit code, or after a restart from the exit.json it wrote.
 """
 
 from __future__ import annotations
@@ -14,22 +16,11 @@ import sys
 import threading
 from pathlib import Path
 
+from mlaas4hep.server import jobfolder
 from mlaas4hep.server.executors.base import JOB_LOST, Executor
-from mlaas4hep.server.jobrunner import read_status
 from mlaas4hep.server.store import Job
 
-KEEP_ENV = (
-    "PATH",
-    "LANG",
-    "LC_ALL",
-    "HOME",
-    "TZ",
-    "X509_USER_PROXY",
-    "X509_CERT_DIR",
-    "XDG_CACHE_HOME",
-    "OPENBLAS_CORETYPE",
-    "OPENBLAS_L2_SIZE",
-)
+KEEP_ENV = ("PATH", "LANG", "LC_ALL", "TZ")  # the supervisor's; the job gets its own
 
 
 def start_time(pid: int) -> str | None:
@@ -49,9 +40,8 @@ class LocalExecutor(Executor):
 
     def start(self, job: Job) -> str:
         env = {k: v for k, v in os.environ.items() if k in KEEP_ENV}
-        env.update(PYTHONUNBUFFERED="1", MLAAS4HEP_EXECUTOR="local process")
         process = subprocess.Popen(
-            [sys.executable, "-m", "mlaas4hep.server.jobrunner", job.folder],
+            [sys.executable, "-m", "mlaas4hep.server.supervisor", job.folder, "local process"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -76,12 +66,13 @@ class LocalExecutor(Executor):
         pid, _, started = job.handle.partition(":")
         if pid.isdigit() and started and start_time(int(pid)) == started:
             return None
-        status = read_status(Path(job.folder))
-        return int(status["exit_code"]) if status else JOB_LOST
+        ended = jobfolder.exit_record(Path(job.folder))
+        return int(ended["exit_code"]) if ended else JOB_LOST
 
     def cancel(self, job: Job) -> None:
-        (Path(job.folder) / "cancel").touch()
-        pid = job.handle.partition(":")[0]
-        if pid.isdigit():
+        """The supervisor kills the job's whole tree (its cgroup) and records the end."""
+        (Path(job.folder) / jobfolder.CANCEL).touch()
+        pid, _, started = job.handle.partition(":")
+        if pid.isdigit() and started and start_time(int(pid)) == started:
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(int(pid), signal.SIGTERM)
+                os.kill(int(pid), signal.SIGTERM)
