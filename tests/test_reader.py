@@ -14,7 +14,7 @@ from mlaas4hep.dataset import Dataset
 from mlaas4hep.errors import BranchError, ConfigError, InputFileError
 from mlaas4hep.params import parse_params
 from mlaas4hep.preprocess import parse_preproc
-from mlaas4hep.reader import LabelSource, read_file_list, read_labels, resolve_path
+from mlaas4hep.reader import BranchKind, LabelSource, read_file_list, read_labels, resolve_path
 from mlaas4hep.sample import TREE, SampleSet
 
 
@@ -193,9 +193,11 @@ def test_unreachable_xrootd_host_fails_fast_and_clearly() -> None:
     assert time.monotonic() - began < 10
 
 
-def test_an_rntuple_is_named_as_such(tmp_path: Path) -> None:
+def test_an_rntuple_is_read_where_a_tree_is_expected(tmp_path: Path) -> None:
+    # Issue 12 item 13: RNTuples were refused ("is a ROOT::RNTuple, not a TTree"); now read.
     rntuple = tmp_path / "rntuple.root"
     with uproot.recreate(rntuple) as out:
         out[TREE] = {"HT": np.ones(10, dtype=np.float32)}  # uproot writes an RNTuple here
-    with pytest.raises(InputFileError, match="is a ROOT::RNTuple, not a TTree"):
-        open_dataset([str(rntuple)])
+    with open_dataset([str(rntuple)]) as dataset:
+        assert dataset.files[0].tree.format == "RNTuple"
+        assert dataset.feature_kinds == {"HT": BranchKind.FLAT}

@@ -20,12 +20,13 @@ from mlaas4hep.arrays import has_non_finite, non_finite_events, select_events, v
 from mlaas4hep.errors import BranchError, ConfigError, DataValueError, did_you_mean
 from mlaas4hep.params import Params
 from mlaas4hep.preprocess import Preproc
-from mlaas4hep.reader import BranchKind, LabelSource, RootTree, resolve_path
+from mlaas4hep.reader import BranchKind, EventSource, LabelSource, open_events, resolve_path
 from mlaas4hep.reader.source import is_remote
 
 logger = logging.getLogger("mlaas4hep")
 
 SPECS_FORMAT = 1
+EXACT_FLOAT_INTEGER = 2**53  # every integer up to this has an exact float64
 
 
 @dataclass
@@ -35,7 +36,7 @@ class InputFile:
     listed: str
     location: str
     label: float | None
-    tree: RootTree
+    tree: EventSource
     quota: int = 0  # events to use from the start of the file (nevts split)
     step: int = 0  # events per chunk
 
@@ -52,7 +53,9 @@ class Dataset:
     labels: LabelSource
     read_names: list[str] = field(default_factory=list)
     feature_kinds: dict[str, BranchKind] = field(default_factory=dict)
+    cut_tally: dict[str, int] = field(default_factory=dict)  # cut -> events passing it
     _executor: ThreadPoolExecutor | None = None
+    _imprecise: set[str] = field(default_factory=set)  # branches already warned about
 
     @classmethod
     def open(
@@ -69,7 +72,7 @@ class Dataset:
         try:
             for index, listed in enumerate(files):
                 location = resolve_path(listed, params.redirector, base_dir, confine_to)
-                tree = RootTree.open(location, params.branch, executor)
+                tree = open_events(location, params.branch, executor)
                 label = labels.per_file[index] if labels.per_file is not None else None
                 opened.append(InputFile(listed, location, label, tree))
             dataset = cls(opened, params, preproc, labels, _executor=executor)
@@ -102,23 +105,25 @@ class Dataset:
         params, preproc = self.params, self.preproc
         first = self.files[0].tree
         usable = [n for n, k in first.kinds.items() if k is not BranchKind.UNSUPPORTED]
-        if params.selected_branches:
-            first.check_branches(params.selected_branches, "selected branch")
-            chosen = [n for n in usable if n in set(params.selected_branches)]
+        selected = [m for name in params.selected_branches for m in first.expand(name)]
+        excluded = [m for name in params.exclude_branches for m in first.expand(name)]
+        if selected:
+            first.check_branches(selected, "selected branch")
+            chosen = [n for n in usable if n in set(selected)]
         else:
-            skipped = [n for n, k in first.kinds.items() if k is BranchKind.UNSUPPORTED]
-            if skipped:
+            if first.rejected:
                 logger.warning(
-                    "branches that are not numbers or lists of numbers are skipped: %s",
-                    ", ".join(skipped),
+                    "%s: branches that are not numbers or lists of numbers are skipped: %s",
+                    first.name,
+                    rejected_text(first.rejected),
                 )
             chosen = usable
-        for name in params.exclude_branches:
+        for name in excluded:
             if name not in first.kinds:
                 logger.warning(
                     "exclude_branches: no branch '%s'%s", name, did_you_mean(name, first.kinds)
                 )
-        not_features = set(params.exclude_branches) | set(params.identifier)
+        not_features = set(excluded) | set(params.identifier)
         label_branch = self.labels.branch
         if label_branch is not None:
             if label_branch not in first.kinds:
@@ -143,8 +148,27 @@ class Dataset:
         if label_branch:
             kinds.pop(label_branch, None)
         if not kinds:
-            raise BranchError("no feature branches left after selection, exclusion and preproc")
+            raise BranchError(self._nothing_left(first, chosen, excluded))
         self.feature_kinds = kinds
+
+    def _nothing_left(self, first: EventSource, chosen: list[str], excluded: list[str]) -> str:
+        """Where every branch went: rejected (with why), kept out, or dropped by preproc."""
+        parts = []
+        if first.rejected:
+            parts.append(f"rejected: {rejected_text(first.rejected)}")
+        if self.params.selected_branches:
+            parts.append(f"selected_branches kept {', '.join(chosen) or 'none'}")
+        for what, names in (
+            ("identifiers", [n for n in chosen if n in set(self.params.identifier)]),
+            ("label branch", [n for n in chosen if n == self.labels.branch]),
+            ("exclude_branches", [n for n in chosen if n in set(excluded)]),
+            ("removed by preproc", [n for n in chosen if n in self.preproc.dropped_names()]),
+        ):
+            if names:
+                parts.append(f"{what}: {', '.join(names)}")
+        if not first.kinds:
+            parts.append("it has no branches")
+        return f"{first.location}: no feature branches left in {first.where}; {'; '.join(parts)}"
 
     def _check_consistent(self) -> None:
         reference = self.files[0]
@@ -223,31 +247,87 @@ class Dataset:
         Yields the arrays (features plus label branch) and the number of events read.
         """
         keep = set(self.feature_kinds) | ({self.labels.branch} if self.labels.branch else set())
+        position = 0
         for arrays in f.tree.iterate(self.read_names, 0, f.quota, step):
             n_read = len(next(iter(arrays.values())))
             if not self.preproc.is_empty:
-                arrays, _ = self.preproc.apply(arrays)
-            arrays = self._guard_non_finite(arrays, f)
-            yield {n: a for n, a in arrays.items() if n in keep}, n_read
+                arrays, _ = self.preproc.apply(arrays, self.cut_tally)
+            arrays = self._guard_non_finite(arrays, f, position, position + n_read)
+            arrays = {n: a for n, a in arrays.items() if n in keep}
+            self._guard_precision(arrays, f)
+            position += n_read
+            yield arrays, n_read
 
-    def _guard_non_finite(self, arrays: dict[str, Any], f: InputFile) -> dict[str, Any]:
+    def _guard_non_finite(
+        self, arrays: dict[str, Any], f: InputFile, start: int, stop: int
+    ) -> dict[str, Any]:
         bad = [n for n, a in arrays.items() if has_non_finite(values_of(a))]
         if not bad:
             return arrays
         if self.params.non_finite == "error":
+            # The count covers the range just read: reading on only to count would cost a
+            # whole pass over the file on an error path, so the message says which entries.
             counts = ", ".join(
                 f"'{n}' ({int(np.count_nonzero(~np.isfinite(values_of(arrays[n]))))} values)"
                 for n in bad
             )
             raise DataValueError(
-                f"{f.location}: NaN or infinite values in {counts}; fix the data, exclude the "
-                'branch, or set "non_finite": "drop" in params.json to drop those events'
+                f"{f.location}: NaN or infinite values in {counts} in entries {start}-{stop - 1} "
+                f"(the first {stop - start} of {f.quota} read; later entries not checked); fix "
+                'the data, exclude the branch, or set "non_finite": "drop" in params.json to '
+                "drop those events"
             )
         drop = np.zeros(len(next(iter(arrays.values()))), dtype=bool)
         for name in bad:
             drop |= non_finite_events(arrays[name])
         logger.debug("%s: dropped %d events with NaN/inf", f.name, int(drop.sum()))
         return {n: select_events(a, ~drop) for n, a in arrays.items()}
+
+    def _guard_precision(self, arrays: dict[str, Any], f: InputFile) -> None:
+        """Warn (once per branch) about 64-bit integers that float64 cannot hold exactly.
+
+        Specs, normalisation and chunks work in floating point, where integers beyond 2**53
+        round to their neighbours: 2**60 + 0..99 all become 2**60, a constant column.
+        """
+        for name, array in arrays.items():
+            if name in self._imprecise:
+                continue
+            values = values_of(array)
+            if values.dtype.kind not in "iu" or values.dtype.itemsize < 8 or not values.size:
+                continue
+            low, high = int(values.min()), int(values.max())
+            if max(abs(low), abs(high)) <= EXACT_FLOAT_INTEGER:
+                continue
+            self._imprecise.add(name)
+            logger.warning(
+                "%s: branch '%s' holds %s integers up to %d, beyond 2**53, which float64 "
+                "cannot represent exactly: close values become equal (a constant feature if they "
+                "differ only in the low digits); exclude it, or make a smaller new_branch in "
+                "preproc.json (e.g. %s - %d)",
+                f.location,
+                name,
+                values.dtype.name,
+                high if abs(high) >= abs(low) else low,
+                name,
+                low,
+            )
+
+    def no_events_left(self, events_read: int) -> str:
+        """Why no event survived: each cut with the events it keeps on its own."""
+        if not self.preproc.all_cuts():
+            return (
+                f"no events left of the {events_read} read: every event holds NaN or inf and "
+                '"non_finite" is "drop"'
+            )
+        kept = ", ".join(
+            f"'{cut.text}' keeps {self.cut_tally.get(cut.text, 0)}"
+            for cut in self.preproc.all_cuts()
+        )
+        return (
+            f"preproc.json: no event passes the cuts: of the {events_read} events read from "
+            f"{len(self.files)} file(s), {kept}; nothing was written (loosen the cuts or check "
+            "the data)"
+        )
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -265,6 +345,13 @@ class Dataset:
         }
         blob = json.dumps(identity, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
+
+
+def rejected_text(rejected: dict[str, str], limit: int = 10) -> str:
+    """'a (why), b (why)', at most `limit` names and a count of the rest."""
+    shown = [f"{name} ({why})" for name, why in list(rejected.items())[:limit]]
+    more = len(rejected) - limit
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
 
 
 def file_identity(location: str) -> dict[str, Any]:

@@ -128,15 +128,24 @@ class Preproc:
                 raise ConfigError(f"{source}: cut declared on unknown branch '{branch}'{hint}")
             _check_known(cut.expression, known, f"cut on '{branch}'", source)
 
-    def apply(self, arrays: dict[str, Any]) -> tuple[dict[str, Any], int]:
-        """New branches, then cuts, then removals; returns the arrays and events kept."""
+    def apply(
+        self, arrays: dict[str, Any], tally: dict[str, int] | None = None
+    ) -> tuple[dict[str, Any], int]:
+        """New branches, then cuts, then removals; returns the arrays and events kept.
+
+        `tally` (cut text -> events passing that cut alone) lets a run that keeps no event
+        name the cut responsible.
+        """
         out = dict(arrays)
         for nb in self.new_branches:
             out[nb.name] = compute_branch(nb, out)
         n_events = len(next(iter(out.values()))) if out else 0
         keep = np.ones(n_events, dtype=bool)
         for cut in self.all_cuts():
-            keep &= cut.passes(out)
+            passes = cut.passes(out)
+            if tally is not None:
+                tally[cut.text] = tally.get(cut.text, 0) + int(np.count_nonzero(passes))
+            keep &= passes
         kept = int(keep.sum())
         if kept != n_events:
             out = {name: select_events(value, keep) for name, value in out.items()}

@@ -2,139 +2,130 @@
 
 All uproot failures (not a ROOT file, truncated baskets, unreachable host, missing tree) become
 `InputFileError`s naming the file, so nothing downstream has to know uproot's exception zoo.
+
+Branches are classified by their uproot interpretation: numbers are flat features, variable-length
+lists of numbers jagged ones. A leaf-list branch (`x/D:y/I:z/B`, read as a structured dtype) whose
+fields are numbers gives one flat feature per field, `branch.field`, since each field is a number
+per event like any flat branch; fields that are fixed-size arrays are rejected alone. Object
+branches (`TVector2`, `TDatime`, ... read as strided objects) are rejected with their class named:
+their members are a class's storage, not necessarily meaningful numbers (TDatime packs a date).
 """
 
 from __future__ import annotations
 
-import enum
 import logging
-import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import awkward as ak
 import uproot
 
-from mlaas4hep.errors import BranchError, InputFileError, did_you_mean
+from mlaas4hep.errors import InputFileError, did_you_mean
+from mlaas4hep.reader.events import BranchKind, EventSource, first_line
 from mlaas4hep.reader.source import is_remote
 
 logger = logging.getLogger("mlaas4hep")
 
-
-class BranchKind(str, enum.Enum):
-    FLAT = "flat"
-    JAGGED = "jagged"
-    UNSUPPORTED = "unsupported"
+ROOT_OBJECTS = {"TTree": "TTree", "TNtuple": "TTree", "ROOT::RNTuple": "RNTuple"}
 
 
 def classify(interpretation: Any) -> BranchKind:
-    """Flat numbers, variable-length lists of numbers, or something we cannot flatten."""
+    """Flat numbers, variable-length lists of numbers, or something we cannot flatten.
+
+    Leaf-lists and objects are no single number: `RootTree` expands or rejects them first.
+    """
     from uproot.interpretation.jagged import AsJagged
     from uproot.interpretation.numerical import AsDtype
 
-    if isinstance(interpretation, AsDtype):
+    if isinstance(interpretation, AsDtype) and interpretation.from_dtype.names is None:
         return BranchKind.FLAT if interpretation.inner_shape == () else BranchKind.UNSUPPORTED
     if isinstance(interpretation, AsJagged):
         content = interpretation.content
-        if isinstance(content, AsDtype) and content.inner_shape == ():
+        if (
+            isinstance(content, AsDtype)
+            and content.inner_shape == ()
+            and content.from_dtype.names is None
+        ):
             return BranchKind.JAGGED
     return BranchKind.UNSUPPORTED
 
 
-@dataclass
-class ReadStats:
-    """What one read cost, in the units of the original tool's log lines."""
+def leaf_list_fields(interpretation: Any) -> dict[str, bool] | None:
+    """For a leaf-list branch, its fields and whether each is one number; else None."""
+    from uproot.interpretation.numerical import AsDtype
+    from uproot.interpretation.objects import AsStridedObjects
 
-    entries: int
-    branches: int
-    nbytes: int
-    seconds: float
-
-    @property
-    def megabytes(self) -> float:
-        return self.nbytes / 1024**2
-
-    def log_line(self) -> str:
-        seconds = max(self.seconds, 1e-9)
-        return (
-            f"# {self.entries} entries, {self.branches} branches, {self.megabytes:.3f} MB, "
-            f"{self.seconds:.4f} sec, {self.megabytes / seconds:.2f} MB/sec, "
-            f"{self.entries / seconds / 1e3:.2f} kHz"
-        )
+    if not isinstance(interpretation, AsDtype) or isinstance(interpretation, AsStridedObjects):
+        return None
+    dtype = interpretation.from_dtype
+    if dtype.names is None:
+        return None
+    return {name: dtype[name].shape == () and dtype[name].kind in "biuf" for name in dtype.names}
 
 
 @dataclass
-class RootTree:
+class RootTree(EventSource):
     """An opened tree: its branches by kind and chunked reads of a chosen subset."""
 
-    location: str
-    tree_name: str
     executor: Executor | None = None
     _file: Any = field(default=None, repr=False)
     _tree: Any = field(default=None, repr=False)
-    kinds: dict[str, BranchKind] = field(default_factory=dict)
-    counters: dict[str, str] = field(default_factory=dict)  # jagged branch -> its counter
 
     @classmethod
-    def open(cls, location: str, tree_name: str, executor: Executor | None = None) -> RootTree:
-        self = cls(location, tree_name, executor)
-        self._file = _open_file(location)
-        self._tree = _find_tree(self._file, location, tree_name)
-        for name, branch in self._tree.iteritems(recursive=False):
-            self.kinds[name] = classify(_interpretation(branch))
-            counter = getattr(branch, "count_branch", None)
-            if self.kinds[name] is BranchKind.JAGGED and counter is not None:
-                self.counters[name] = counter.name
+    def open(cls, location: str, tree_name: str, executor: Executor | None = None) -> EventSource:
+        """The TTree or RNTuple `tree_name` of a ROOT file."""
+        handle = open_root_file(location)
+        try:
+            found, kind = find_object(handle, location, tree_name)
+        except BaseException:
+            handle.close()
+            raise
+        if kind == "RNTuple":
+            from mlaas4hep.reader.rntuple import RootNTuple
+
+            return RootNTuple.from_object(location, tree_name, handle, found, executor)
+        self = cls(location, tree_name, executor=executor, _file=handle, _tree=found)
+        for name, branch in found.iteritems(recursive=False):
+            self._classify(name, branch)
         return self
+
+    def _classify(self, name: str, branch: Any) -> None:
+        interpretation = _interpretation(branch)
+        typename = getattr(branch, "typename", "") or "unknown type"
+        record = leaf_list_fields(interpretation)
+        if record is not None:
+            for key, is_number in record.items():
+                if is_number:
+                    self.add(f"{name}.{key}", BranchKind.FLAT, name, (key,))
+                else:
+                    self.reject(f"{name}.{key}", "a fixed-size array inside a leaf-list")
+            return
+        kind = classify(interpretation)
+        if kind is BranchKind.UNSUPPORTED:
+            self.reject(name, _why(interpretation, typename))
+            return
+        self.kinds[name] = kind
+        counter = getattr(branch, "count_branch", None)
+        if kind is BranchKind.JAGGED and counter is not None:
+            self.counters[name] = counter.name
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
 
-    def __enter__(self) -> RootTree:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     @property
     def num_entries(self) -> int:
         return int(self._tree.num_entries)
 
-    @property
-    def name(self) -> str:
-        return self.location if is_remote(self.location) else Path(self.location).name
-
-    def branches(self, kind: BranchKind | None = None) -> list[str]:
-        return [name for name, k in self.kinds.items() if kind is None or k == kind]
-
-    def check_branches(self, wanted: Iterable[str], role: str = "branch") -> None:
-        """Fail with a suggestion when a requested branch is absent or cannot be used."""
-        for name in wanted:
-            if name not in self.kinds:
-                raise BranchError(
-                    f"{self.location}: no {role} '{name}' in tree '{self.tree_name}'"
-                    f"{did_you_mean(name, self.kinds)}"
-                )
-            if self.kinds[name] is BranchKind.UNSUPPORTED:
-                raise BranchError(
-                    f"{self.location}: {role} '{name}' is not a number or a list of numbers "
-                    "and cannot be used"
-                )
-
-    def iterate(
-        self, names: Iterable[str], start: int, stop: int, step: int
-    ) -> Iterator[dict[str, ak.Array]]:
-        """Arrays for consecutive ranges of `step` entries in [start, stop).
-
-        Unlike repeated `read` calls, baskets straddling two ranges are decompressed once.
-        """
-        wanted = set(names)
-        batches = self._tree.iterate(
+    def _batches(
+        self, columns: list[str], start: int, stop: int, step: int
+    ) -> Iterator[dict[str, Any]]:
+        """Unlike repeated `arrays` calls, baskets straddling two ranges are decompressed once."""
+        wanted = set(columns)
+        return self._tree.iterate(
             filter_name=lambda name: name in wanted,  # names, never uproot expressions
             entry_start=start,
             entry_stop=stop,
@@ -143,33 +134,18 @@ class RootTree:
             decompression_executor=self.executor,
             interpretation_executor=self.executor,
         )
-        position = start
-        while position < stop:
-            began = time.perf_counter()
-            try:
-                arrays = next(batches)
-            except StopIteration:
-                return
-            except Exception as exc:  # uproot raises many kinds for damaged data
-                raise InputFileError(
-                    f"{self.location}: cannot read entries {position}-{min(position + step, stop)} "
-                    f"of '{self.tree_name}' (the file may be truncated or corrupt): "
-                    f"{type(exc).__name__}: {first_line(str(exc))}"
-                ) from None
-            entries = len(next(iter(arrays.values()))) if arrays else 0
-            stats = ReadStats(
-                entries,
-                len(arrays),
-                sum(_nbytes(a) for a in arrays.values()),
-                time.perf_counter() - began,
-            )
-            logger.debug(stats.log_line())
-            position += entries
-            yield arrays
 
 
-def _nbytes(array: ak.Array) -> int:
-    return int(array.layout.nbytes) if isinstance(array, ak.Array) else int(array.nbytes)
+def _why(interpretation: Any, typename: str) -> str:
+    from uproot.interpretation.objects import AsStridedObjects
+
+    if interpretation is None:
+        return f"{typename}: uproot cannot interpret it"
+    if isinstance(interpretation, AsStridedObjects):
+        return f"a {typename} object"
+    if "vector<std::vector" in typename or "[][]" in typename:
+        return f"{typename}: lists of lists cannot be flattened"
+    return typename
 
 
 def _interpretation(branch: Any) -> Any:
@@ -179,7 +155,7 @@ def _interpretation(branch: Any) -> Any:
         return None
 
 
-def _open_file(location: str) -> Any:
+def open_root_file(location: str) -> Any:
     if not is_remote(location):
         path = Path(location)
         if not path.exists():
@@ -215,29 +191,27 @@ def _open_file(location: str) -> Any:
     return handle
 
 
-def first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else text
-
-
-def _find_tree(file: Any, location: str, tree_name: str) -> Any:
+def find_object(file: Any, location: str, tree_name: str) -> tuple[Any, str]:
+    """The TTree or RNTuple called `tree_name`, and which of the two it is."""
     try:
         keys: Mapping[str, str] = file.classnames()
     except Exception as exc:
         raise InputFileError(f"{location}: cannot list the file's contents: {exc}") from None
-    trees = sorted({k.split(";")[0] for k, cls in keys.items() if cls in ("TTree", "TNtuple")})
+    readable = {k.split(";")[0]: ROOT_OBJECTS[c] for k, c in keys.items() if c in ROOT_OBJECTS}
+    trees = sorted(readable)
     others = {k.split(";")[0]: cls for k, cls in keys.items()}
     if tree_name not in trees and tree_name in others:
         raise InputFileError(
-            f"{location}: '{tree_name}' is a {others[tree_name]}, not a TTree; "
-            "MLaaS4HEP reads TTrees"
+            f"{location}: '{tree_name}' is a {others[tree_name]}, not a TTree or RNTuple; "
+            "MLaaS4HEP reads TTrees and RNTuples"
         )
     if tree_name not in trees:
         found = ", ".join(trees) if trees else "none"
         raise InputFileError(
             f"{location}: no tree '{tree_name}'{did_you_mean(tree_name, trees)}; "
-            f"trees in the file: {found} (set 'branch' in params.json)"
+            f"trees and RNTuples in the file: {found} (set 'branch' in params.json)"
         )
     try:
-        return file[tree_name]
+        return file[tree_name], readable[tree_name]
     except Exception as exc:
         raise InputFileError(f"{location}: cannot read tree '{tree_name}': {exc}") from None

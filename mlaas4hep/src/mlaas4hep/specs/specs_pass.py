@@ -12,6 +12,7 @@ import numpy as np
 
 from mlaas4hep.arrays import flat_values, jagged_parts
 from mlaas4hep.dataset import Dataset
+from mlaas4hep.errors import DataValueError
 from mlaas4hep.log import progress_bar
 from mlaas4hep.reader import BranchKind
 from mlaas4hep.specs.specs import FileSpecs, Specs, write_json_atomic
@@ -41,6 +42,8 @@ def compute_specs(dataset: Dataset) -> tuple[Specs, dict[str, FileSpecs]]:
                 "specs %s: %d events read, %d after cuts", f.name, specs.entries, specs.events
             )
     elapsed = time.perf_counter() - began
+    if not sum(s.events for s in per_file.values()):
+        raise DataValueError(dataset.no_events_left(sum(s.entries for s in per_file.values())))
     merged = Specs.merge(per_file, dataset.inputs_hash(), jgroups)
     logger.info(
         "--- first pass: %d events, (%d-flat, %d-jagged) branches, %d attrs, %.2f sec, %.0f evts/s",
