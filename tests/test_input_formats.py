@@ -162,3 +162,9 @@ def test_parquet_nulls_count_as_nan_and_strings_are_skipped_with_a_warning(
         )  # fmt: skip
     assert "name (string is not a number or a list of numbers)" in caplog.text
     assert specs.events["total"] == 2  # the events of the null HT and of the null in jetPt
+
+
+def test_a_parquet_file_given_alone_is_an_input_not_a_list(inputs: dict[str, list[str]]) -> None:
+    from mlaas4hep.reader import read_file_list
+
+    assert read_file_list(inputs["Parquet"][0]) == [inputs["Parquet"][0]]

@@ -6,6 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlaas4hep.errors import ConfigError
+from mlaas4hep.reader.parquet import PARQUET_SUFFIXES
+
+# A path with one of these suffixes is an input itself, never a list of inputs.
+DATA_SUFFIXES = (".root", *PARQUET_SUFFIXES)
 
 
 def _list_lines(path: Path) -> list[str]:
@@ -24,7 +28,7 @@ def read_file_list(spec: str | Path | list[str]) -> list[str]:
     else:
         text = str(spec)
         path = Path(text)
-        if path.suffix != ".root" and path.is_file():
+        if path.suffix.lower() not in DATA_SUFFIXES and path.is_file():
             files = _list_lines(path)
         else:
             files = [part.strip() for part in text.split(",") if part.strip()]
