@@ -124,6 +124,61 @@ def memory_child(files: list[str], chunk_size: int, workers: int) -> None:
     print(json.dumps({"peak_rss_mb": peak_rss_mb()}))
 
 
+def format_files(folder: Path, events: int, batch: int = 20000) -> dict[str, list[str]]:
+    """The same events as a TTree (`write_file`), an RNTuple and a Parquet file, per label.
+
+    The RNTuple and Parquet copies replay `write_file`'s random stream batch by batch, so all three
+    hold identical events; collections are RNTuple/Parquet collections (lists of records).
+    """
+    import awkward as ak
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from mlaas4hep.sample import generate_events
+
+    half = events // 2
+    paths: dict[str, list[str]] = {"TTree": [], "RNTuple": [], "Parquet": []}
+    for label, signal, seed in (("signal", True, 7), ("background", False, 8)):
+        stem = folder / f"formats-{label}-{half}"
+        tree, ntuple, parquet = (Path(f"{stem}{s}") for s in (".root", "-rntuple.root", ".parquet"))
+        if not (tree.exists() and ntuple.exists() and parquet.exists()):
+            write_file(tree, half, signal, seed, SHAPE, batch, tree="events")
+            rng = np.random.default_rng(seed)
+            with uproot.recreate(ntuple) as out:
+                writer = None
+                for first in range(0, half, batch):
+                    data = generate_events(min(batch, half - first), signal, rng, SHAPE, first)
+                    records = ak.zip(data, depth_limit=1)
+                    if writer is None:
+                        out.mkrntuple("events", records.layout.form)
+                        table = ak.to_arrow_table(records)
+                        writer = pq.ParquetWriter(parquet, table.schema)
+                    out["events"].extend(records)
+                    writer.write_table(ak.to_arrow_table(records), row_group_size=batch)
+                writer.close()
+        for kind, path in zip(paths, (tree, ntuple, parquet), strict=True):
+            paths[kind].append(str(path))
+    return paths
+
+
+def format_rates(folder: Path, events: int, chunk_size: int, workers: int) -> dict[str, int]:
+    """Chunk rate (events/s, specs excluded) of the same events stored in each format."""
+    rates = {}
+    for kind, files in format_files(folder, events).items():
+        params = parse_params({**params_for(chunk_size, workers), "branch": "events"})
+        with Dataset.open(
+            files, LabelSource(per_file=(1.0, 0.0)), params, parse_preproc(None)
+        ) as d:
+            specs, _ = compute_specs(d)
+            began = time.perf_counter()
+            for _chunk in ChunkGenerator(d, specs, progress=False):
+                pass
+            rates[f"chunks_evps_{kind.lower()}"] = round(
+                d.total_events / (time.perf_counter() - began)
+            )
+    return rates
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -141,6 +196,12 @@ def main() -> None:
         type=int,
         default=0,
         help="also measure peak memory of a chunk pass over this many events",
+    )
+    parser.add_argument(
+        "--format-events",
+        type=int,
+        default=0,
+        help="also time the chunk pass over this many events as TTree, RNTuple and Parquet",
     )
     parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -220,6 +281,14 @@ def main() -> None:
         print(
             f"peak RSS, chunk pass over {args.memory_events:,d} events: {rss:.0f} MB "
             f"(files: {sum(Path(f).stat().st_size for f in big) / 1e9:.1f} GB)"
+        )
+    if args.format_events:
+        rates = format_rates(args.data_dir, args.format_events, args.chunk_size, args.workers)
+        result.update(rates)
+        print(
+            f"chunk pass over {args.format_events:,d} events: "
+            + ", ".join(f"{k.removeprefix('chunks_evps_')} {v:,d}" for k, v in rates.items())
+            + " events/s"
         )
     print(json.dumps(result))
 
