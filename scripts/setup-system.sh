@@ -7,6 +7,7 @@ packages=(
     globus-proxy-utils voms-clients-java   # X.509 proxies made by the external tools
     oidc-agent-cli                # tokens for the operator CLI
     podman runc catatonit debootstrap   # containers: executor, images, the local target
+    bubblewrap                    # the job sandbox of the local and Dask executors
     openssh-server                # the "VM" of the SSH login/run tests
     curl wrk                      # TFaaS curl-compatibility tests and its benchmark
 )

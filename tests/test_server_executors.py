@@ -32,13 +32,22 @@ def container_server(
     image = ensure_base_image()
     service = start_service()
     # The pipeline image comes with the deployment code; here a bare Debian image runs this
-    # checkout's own Python environment, mounted read-only.
+    # checkout's own Python environment, mounted read-only (an empty folder over the image's
+    # private /root lets the job's unprivileged user reach an interpreter installed there).
+    passable = tmp_path_factory.mktemp("root")
+    passable.chmod(0o755)
+    if Path(sys.base_prefix).is_relative_to("/root"):  # its mount point, made in advance
+        (passable / Path(sys.base_prefix).relative_to("/root")).mkdir(parents=True)
     container = {
         "base_url": service.url,
         "image": image,
         "python": sys.executable,
         "network": "none",
-        "extra_mounts": [f"{REPO}:{REPO}:ro", f"{sys.base_prefix}:{sys.base_prefix}:ro"],
+        "extra_mounts": [
+            f"{passable}:/root:ro",
+            f"{REPO}:{REPO}:ro",
+            f"{sys.base_prefix}:{sys.base_prefix}:ro",
+        ],
     }
     server = ServerProcess(
         tmp_path_factory.mktemp("container-server"),

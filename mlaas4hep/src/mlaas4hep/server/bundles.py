@@ -1,9 +1,10 @@
 """Uploaded input bundles (tar.gz of files.txt, labels, model, params, small ROOT files).
 
 Extraction trusts nothing in the archive: only regular files and folders, no absolute paths, no
-'..', no links or devices, a bounded number of files and of bytes (checked while reading, so a
-compression bomb stops early). Extraction goes into a temporary folder that replaces the bundle
-only when complete, so a refused archive writes nothing anywhere.
+'..', no links or devices, bounded path lengths and depths, a bounded number of entries (folders
+count too) and of bytes (checked while reading, so a compression bomb stops early). Extraction
+goes into a temporary folder that replaces the bundle only when complete, so a refused archive
+writes nothing anywhere; uploads of one name are serialised, the last complete one wins.
 """
 
 from __future__ import annotations
@@ -12,10 +13,15 @@ import re
 import shutil
 import tarfile
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+MAX_PATH = 1024  # characters of a member's path
+MAX_DEPTH = 32  # folders in a member's path
+_replacing: dict[Path, threading.Lock] = {}
+_replacing_guard = threading.Lock()
 
 
 class BundleError(Exception):
@@ -43,7 +49,17 @@ def safe_member_path(name: str) -> PurePosixPath:
         raise BundleError(f"archive member {name!r} has an absolute path")
     if any(part == ".." for part in path.parts):
         raise BundleError(f"archive member {name!r} points outside the bundle ('..')")
+    if len(name) > MAX_PATH or len(path.parts) > MAX_DEPTH:
+        raise BundleError(
+            f"archive member {name[:60]!r}... is too long or too deep "
+            f"(at most {MAX_PATH} characters and {MAX_DEPTH} levels)"
+        )
     return path
+
+
+def _lock_for(destination: Path) -> threading.Lock:
+    with _replacing_guard:
+        return _replacing.setdefault(destination, threading.Lock())
 
 
 def extract_bundle(archive: Path, destination: Path, limits: BundleLimits) -> list[str]:
@@ -53,9 +69,12 @@ def extract_bundle(archive: Path, destination: Path, limits: BundleLimits) -> li
     try:
         files = _extract(archive, work, limits)
         root = _single_top_folder(work)
-        if destination.exists():
-            shutil.rmtree(destination)
-        root.rename(destination)
+        with _lock_for(destination):
+            old = work.parent / f"{work.name}.old"
+            if destination.exists():
+                destination.rename(old)
+            root.rename(destination)
+            shutil.rmtree(old, ignore_errors=True)
         if root != work:
             prefix = root.name + "/"
             files = [f.removeprefix(prefix) for f in files]
@@ -66,11 +85,17 @@ def extract_bundle(archive: Path, destination: Path, limits: BundleLimits) -> li
 
 def _extract(archive: Path, work: Path, limits: BundleLimits) -> list[str]:
     total = 0
+    entries = 0
     files: list[str] = []
     try:
         with tarfile.open(archive, "r:*") as tar:
             for member in tar:
                 path = safe_member_path(member.name)
+                entries += 1
+                if entries > limits.max_files:
+                    raise BundleError(
+                        f"archive holds more than {limits.max_files} entries (files and folders)"
+                    )
                 if member.isdir():
                     (work / path).mkdir(parents=True, exist_ok=True)
                     continue
@@ -81,8 +106,6 @@ def _extract(archive: Path, work: Path, limits: BundleLimits) -> list[str]:
                         "only regular files are accepted"
                     )
                 files.append(str(path))
-                if len(files) > limits.max_files:
-                    raise BundleError(f"archive holds more than {limits.max_files} files")
                 total += member.size
                 if total > limits.max_bytes:
                     raise BundleError(

@@ -145,7 +145,7 @@ def bwrap_command(
             argv += ["--ro-bind", path, path]
     argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
     argv += ["--tmpfs", "/run"]
-    made: set[str] = {"/", "/tmp", "/run", "/etc"}
+    made: set[str] = {"/", "/tmp", "/run", "/etc", str(folder / "work")}
     argv += ["--perms", "0755", "--dir", "/etc"]
 
     def bind(kind: str, source: str, target: str) -> None:
@@ -169,7 +169,7 @@ def bwrap_command(
     bind("--ro-bind", str(folder), str(folder))
     argv += ["--bind", str(folder / "work"), str(folder / "work")]
     if spec.proxy:
-        argv += ["--ro-bind", spec.proxy, PROXY_INSIDE]
+        bind("--ro-bind", spec.proxy, PROXY_INSIDE)
     argv += ["--chdir", str(folder / "inputs")]
     uid = str(spec.uid)
     argv += [

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,11 @@ class ContainerExecutor(Executor):
             json.loads((Path(job.folder) / jobfolder.JOB_JSON).read_text())["sandbox"]
         )
         user, proxy = self._prepare(job, spec)
+        # Per-user process count: the job's own user when it has one (pids_limit bounds the
+        # container either way); never above what the engine may set.
+        nproc = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+        if os.geteuid() == 0 and (nproc == resource.RLIM_INFINITY or nproc > spec.max_processes):
+            nproc = spec.max_processes
         memory = f"{int(resources['memory_mb'])}m"
         file_size = spec.max_file_mb * 2**20
         environment = job_environment(spec, f"container of {self.config.image}")
@@ -106,6 +112,8 @@ class ContainerExecutor(Executor):
             "ulimits": [
                 Ulimit(name="fsize", soft=file_size, hard=file_size),
                 Ulimit(name="core", soft=0, hard=0),
+                Ulimit(name="nofile", soft=4096, hard=4096),
+                Ulimit(name="nproc", soft=nproc, hard=nproc),
             ],
             "nano_cpus": int(float(resources["cpus"]) * 1e9),
             "network_mode": "none" if not spec.network else self.config.network,
