@@ -151,7 +151,8 @@ class ServicesConfig(Section):
     front_proxy: Literal["oauth2-proxy", "gateway"] = "oauth2-proxy"
     jupyterhub: bool = True
     x509: bool = False
-    executor: Literal["local", "container", "dask"] = "local"
+    # container: a confined container per job (local is for trusted users only; see README)
+    executor: Literal["local", "container", "dask"] = "container"
     max_running_jobs: int = Field(2, ge=1)
     hub_memory_choices: list[str] = Field(default_factory=lambda: ["2GB", "4GB", "8GB"])
     hub_gpu: bool = False

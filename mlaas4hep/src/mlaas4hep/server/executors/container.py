@@ -93,6 +93,7 @@ class ContainerExecutor(Executor):
         memory = f"{int(resources['memory_mb'])}m"
         file_size = spec.max_file_mb * 2**20
         environment = job_environment(spec, f"container of {self.config.image}")
+        environment.pop("PATH")  # the image's own, which finds its Python
         options: dict[str, Any] = {
             "detach": True,
             "name": f"mlaas4hep-job-{job.id}",
@@ -119,7 +120,6 @@ class ContainerExecutor(Executor):
             "network_mode": "none" if not spec.network else self.config.network,
             "environment": {
                 **environment,
-                "PATH": "/usr/local/bin:/usr/bin:/bin",
                 **self.config.environment,
                 "MLAAS4HEP_EXECUTOR": f"container of {self.config.image}",
             },
