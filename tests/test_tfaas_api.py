@@ -1,5 +1,7 @@
 """The original TFaaS API, driven by curl with the request shapes of the original README, on a
-real service process; models survive a restart; loaded models stay within cacheLimit."""
+real service process (TensorFlow graphs, which the original served, are refused with advice:
+they can read the server's files); models survive a restart; loaded models stay within
+cacheLimit."""
 
 from __future__ import annotations
 
@@ -117,7 +119,7 @@ def test_readme_upload_models_params_json_and_delete_with_curl(
     assert status == 404 and "ImageModel" in body
 
 
-def test_a_frozen_tensorflow_graph_is_served_as_the_original_did(
+def test_a_frozen_tensorflow_graph_is_refused_with_advice(
     service: TfaasProcess, runs: dict[str, Path], tmp_path: Path
 ) -> None:
     import keras
@@ -151,14 +153,12 @@ def test_a_frozen_tensorflow_graph_is_served_as_the_original_did(
         "-F", "name=vk", "-F", f"params=@{tmp_path / 'params.json'}",
         "-F", f"model=@{tmp_path / 'tf_model.pb'}", "-F", f"labels=@{tmp_path / 'labels.txt'}",
     )  # fmt: skip
-    assert status == 200, body
-    x = rows(width, 3, seed=6)
-    with service.client() as client:
-        served = predict(client, "vk", x.tolist())
-    np.testing.assert_allclose(np.array(served), model.predict(x, verbose=0), atol=1e-5)
+    assert status == 400, body
+    assert "can read and write files" in body and "model.keras" in body
+    assert curl(f"{service.url}/params/vk")[0] == 404
 
 
-def test_the_pipeline_bundle_and_a_savedmodel_tarball_upload_with_curl(
+def test_the_pipeline_bundle_uploads_with_curl_and_a_savedmodel_tarball_is_refused(
     service: TfaasProcess, runs: dict[str, Path], tmp_path: Path
 ) -> None:
     archive = runs["xgboost"] / "tfaas/xgboost.tar.gz"
@@ -178,14 +178,9 @@ def test_the_pipeline_bundle_and_a_savedmodel_tarball_upload_with_curl(
         "-H", "content-type: application/octet-stream",
         "--data-binary", f"@{tmp_path / 'models.tar.gz'}", f"{service.url}/bundle",
     )  # fmt: skip
-    assert status == 200, body
-    import keras
-
-    native = keras.saving.load_model(runs["keras"] / "model/model.keras")
-    x = rows(native.inputs[0].shape[-1], 4, seed=7)
-    with service.client() as client:
-        served = predict(client, "model", x.tolist())
-    np.testing.assert_allclose(np.array(served), native.predict(x, verbose=0), atol=1e-5)
+    assert status == 400, body
+    assert "SavedModel" in body and "model.keras" in body
+    assert curl(f"{service.url}/params/model")[0] == 404
 
 
 def test_delete_by_path_and_status_reports_counters(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -89,17 +88,17 @@ def test_concurrent_single_rows_are_batched_and_answered_each_with_its_own_row(
         assert after[name]["batched_requests"] > before[name]["batched_requests"]
 
 
-def square_rows(x: np.ndarray) -> np.ndarray:
+async def square_rows(x: np.ndarray) -> np.ndarray:
+    await asyncio.sleep(0)  # a model call: a round trip to the model's process
     return (x**2).sum(axis=1, keepdims=True)
 
 
 def test_a_batch_never_exceeds_max_batch_and_rows_keep_their_answers() -> None:
     async def scenario() -> tuple[list[np.ndarray], Batcher]:
-        with ThreadPoolExecutor(1) as executor:
-            batcher = Batcher(square_rows, executor, max_batch=8, wait_s=0.01)
-            answers = await asyncio.gather(
-                *(batcher(np.full((1, 3), i, np.float32)) for i in range(50))
-            )
+        batcher = Batcher(square_rows, max_batch=8, wait_s=0.01)
+        answers = await asyncio.gather(
+            *(batcher(np.full((1, 3), i, np.float32)) for i in range(50))
+        )
         return answers, batcher
 
     answers, batcher = asyncio.run(scenario())
@@ -110,28 +109,26 @@ def test_a_batch_never_exceeds_max_batch_and_rows_keep_their_answers() -> None:
 
 def test_a_lone_request_waits_no_longer_than_the_batch_wait() -> None:
     async def timed() -> float:
-        with ThreadPoolExecutor(1) as executor:
-            batcher = Batcher(square_rows, executor, max_batch=64, wait_s=0.05)
-            began = time.perf_counter()
-            await batcher(np.ones((1, 3), np.float32))
-            return time.perf_counter() - began
+        batcher = Batcher(square_rows, max_batch=64, wait_s=0.05)
+        began = time.perf_counter()
+        await batcher(np.ones((1, 3), np.float32))
+        return time.perf_counter() - began
 
     elapsed = asyncio.run(timed())
     assert 0.045 <= elapsed < 0.5
 
 
 def test_a_failing_model_call_fails_only_its_own_requests() -> None:
-    def fragile(x: np.ndarray) -> np.ndarray:
+    async def fragile(x: np.ndarray) -> np.ndarray:
         if (x < 0).any():
             raise ValueError("negative input")
-        return square_rows(x)
+        return await square_rows(x)
 
     async def scenario() -> list[object]:
-        with ThreadPoolExecutor(1) as executor:
-            batcher = Batcher(fragile, executor, max_batch=4, wait_s=0.0)
-            bad = await asyncio.gather(batcher(-np.ones((1, 2))), return_exceptions=True)
-            good = await batcher(np.ones((1, 2)))
-            return [*bad, good]
+        batcher = Batcher(fragile, max_batch=4, wait_s=0.0)
+        bad = await asyncio.gather(batcher(-np.ones((1, 2))), return_exceptions=True)
+        good = await batcher(np.ones((1, 2)))
+        return [*bad, good]
 
     bad, good = asyncio.run(scenario())
     assert isinstance(bad, ValueError)

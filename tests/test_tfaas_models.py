@@ -1,5 +1,6 @@
 """Every framework the pipeline trains, served from its real run folder, predicts what the
-native model predicts; batch and single-row answers agree; keys reorder, specs normalise."""
+native model predicts (Keras from the bundle's model.keras; its TensorFlow SavedModel is refused);
+batch and single-row answers agree; keys reorder, specs normalise."""
 
 from __future__ import annotations
 
@@ -148,7 +149,7 @@ def test_scikit_learn_is_served_from_skops(
     np.testing.assert_allclose(served, sklearn_native(run)(x), atol=1e-5)
 
 
-def test_the_keras_savedmodel_of_the_run_is_served(
+def test_the_keras_savedmodel_of_the_run_is_refused_in_favour_of_its_model_keras(
     service: TfaasProcess, runs: dict[str, Path], tmp_path: Path
 ) -> None:
     run = runs["keras"]
@@ -159,13 +160,11 @@ def test_the_keras_savedmodel_of_the_run_is_served(
     params = json.loads((folder / "params.json").read_text())
     params.update(name="keras-saved", model="saved_model", format="savedmodel")
     (folder / "params.json").write_text(json.dumps(params))
-    x = rows(len(columns_of(run)), 16, seed=14)
     with service.client() as client:
         response = upload_folder(client, folder)
-        assert response.status_code == 200, response.text
-        assert response.json()["format"] == "savedmodel"
-        served = np.array(predict(client, "keras-saved", x.tolist()))
-    np.testing.assert_allclose(served, keras_native(run)(x), atol=1e-5)
+        assert response.status_code == 400, response.text
+        assert "SavedModel" in response.text and "model.keras" in response.text
+        assert client.get("/params/keras-saved").status_code == 404
 
 
 def test_keys_in_another_order_are_put_back_in_the_model_order(

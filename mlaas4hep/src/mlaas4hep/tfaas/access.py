@@ -1,4 +1,6 @@
-"""Which endpoints need a bearer token, and the check itself (the services' one TokenVerifier).
+"""Which endpoints need a bearer token, the check itself (the services' one TokenVerifier), and
+who may replace or delete a model: its owner, an admin, or for an upload a publisher acting for
+the owner it names.
 
 The check is async so the hot /json path can use it: a token verified before is found in the
 verifier's cache without leaving the event loop; a new one is verified in a thread, since that
@@ -10,7 +12,7 @@ from __future__ import annotations
 from starlette.concurrency import run_in_threadpool
 
 from mlaas4hep.auth import AuthError, Principal, TokenVerifier
-from mlaas4hep.tfaas.errors import Forbidden, TfaasError
+from mlaas4hep.tfaas.errors import BadRequest, Forbidden, TfaasError, clip
 from mlaas4hep.tfaas.settings import Endpoint, TfaasSettings
 
 
@@ -50,3 +52,24 @@ def require_owner(caller: Principal | None, owner: str | None, name: str, action
     if caller is None or owner is None or caller.is_admin or caller.subject == owner:
         return
     raise Forbidden(f"model {name!r} was uploaded by another user; you may not {action} it")
+
+
+def upload_owner(
+    caller: Principal | None, owner: str | None, publishers: list[str]
+) -> Principal | None:
+    """Whom an upload is for: the caller, or the user a publisher names with `owner=SUBJECT`.
+
+    A publisher (the workflow server, with its own service token) stores models for the job's
+    user; it then has that user's rights on the name, never an admin's or its own, so it cannot
+    replace a model of anyone but the owner it names.
+    """
+    if owner is None:
+        return caller
+    if caller is None or caller.subject not in publishers:
+        raise Forbidden(
+            "only a publisher (a token subject listed in the service's `publishers`) may upload "
+            "on behalf of another user (owner=...)"
+        )
+    if not owner or len(owner) > 255 or not owner.isprintable():
+        raise BadRequest(f"owner {clip(owner)} is not a token subject")
+    return Principal(owner)

@@ -10,6 +10,11 @@ served by the bare ASGI endpoint of `predict` in front of it.
 | `GET /models`, `GET /params/{model}` | params of every model, of one |
 | `DELETE /delete/{model}`, `DELETE /delete` (`model=`) | remove a model |
 | `GET /status` | uptime, counters, memory, loaded models, batching |
+
+Every model runs in a process of its own (`model_process`), never in the server: a model that
+hangs or crashes costs its own requests (504, 500) and a restart, and the others keep answering.
+Bodies other than uploads are limited to `max_request_mb` before anything parses them, and a
+refusal never echoes more than a short quote of what was sent.
 """
 
 import asyncio
@@ -17,19 +22,21 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, FastAPI, Form, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from mlaas4hep import __version__
 from mlaas4hep.auth import Principal, TokenVerifier
-from mlaas4hep.tfaas.access import Guard, require_owner
+from mlaas4hep.tfaas.access import Guard, require_owner, upload_owner
 from mlaas4hep.tfaas.cache import ModelCache
-from mlaas4hep.tfaas.errors import BadRequest, TfaasError
-from mlaas4hep.tfaas.predict import PATHS, Predictions
+from mlaas4hep.tfaas.errors import BadRequest, TfaasError, clip
+from mlaas4hep.tfaas.model_process import ProcessLimits
+from mlaas4hep.tfaas.predict import JSON_HEADERS, PATHS, ClientGone, Predictions, read_body
 from mlaas4hep.tfaas.repository import ModelRepository, valid_name
 from mlaas4hep.tfaas.settings import CONFIG_VARIABLE, Endpoint, TfaasSettings, load_settings
 from mlaas4hep.tfaas.status import Counters, status_document
@@ -38,13 +45,21 @@ from mlaas4hep.tfaas.uploads import check_model, receive_upload
 logger = logging.getLogger("mlaas4hep")
 
 
-class TfaasApp:
-    """The ASGI application: /json straight to `Predictions`, everything else to FastAPI."""
+UPLOAD_PATHS = frozenset({"/upload", "/bundle"})  # limited by upload_limit_mb instead
 
-    def __init__(self, api: FastAPI, predictions: Predictions, counters: Counters) -> None:
+
+class TfaasApp:
+    """The ASGI application: /json straight to `Predictions`, everything else to FastAPI, its
+    body read (within `max_bytes`) before FastAPI parses it; uploads stream within their own
+    limit."""
+
+    def __init__(
+        self, api: FastAPI, predictions: Predictions, counters: Counters, max_bytes: int
+    ) -> None:
         self.api = api
         self.predictions = predictions
         self.counters = counters
+        self.max_bytes = max_bytes
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -53,30 +68,61 @@ class TfaasApp:
             if method == "POST" and scope["path"] in PATHS:
                 await self.predictions(scope, receive, send)
                 return
+            if scope["path"] not in UPLOAD_PATHS:
+                try:
+                    receive = replay(await read_body(receive, self.max_bytes), receive)
+                except TfaasError as exc:
+                    self.counters.errors[exc.status] += 1
+                    await answer(send, exc.status, orjson.dumps(exc.body()))
+                    return
+                except ClientGone:
+                    return
         await self.api(scope, receive, send)
+
+
+def replay(body: bytes, receive: Any) -> Any:
+    """A `receive` that gives the body already read, then whatever the client does next."""
+    given = False
+
+    async def again() -> dict[str, Any]:
+        nonlocal given
+        if given:
+            return await receive()
+        given = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return again
+
+
+async def answer(send: Any, status: int, payload: bytes) -> None:
+    headers = [*JSON_HEADERS, (b"content-length", str(len(payload)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def process_limits(settings: TfaasSettings) -> ProcessLimits:
+    return ProcessLimits(
+        settings.model_threads, settings.load_timeout_s, settings.predict_timeout_s
+    )
 
 
 def create_app(settings: TfaasSettings, verifier: TokenVerifier | None = None) -> TfaasApp:
     repository = ModelRepository(settings.model_dir)
-    inference = ThreadPoolExecutor(settings.inference_threads, thread_name_prefix="inference")
+    limits = process_limits(settings)
     cache = ModelCache(
-        repository,
-        settings.cache_limit,
-        inference,
-        settings.max_batch,
-        settings.batch_wait_ms / 1000,
-        settings.model_threads,
+        repository, settings.cache_limit, settings.max_batch, settings.batch_wait_ms / 1000, limits
     )
     guard = Guard(settings, verifier)
     counters = Counters()
     uploading = asyncio.Lock()  # one model checked at a time: loads are memory-hungry
+    max_bytes = int(settings.max_request_mb * 2**20)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             yield
         finally:
-            inference.shutdown(wait=False, cancel_futures=True)
+            cache.stop_all()
 
     api = FastAPI(title="MLaaS4HEP TFaaS", version=__version__, lifespan=lifespan)
     api.state.cache, api.state.counters = cache, counters
@@ -92,6 +138,16 @@ def create_app(settings: TfaasSettings, verifier: TokenVerifier | None = None) -
         counters.errors[exc.status] += 1
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
+    @api.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's own answer quotes the whole input; this one names the field only."""
+        counters.errors[422] += 1
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
+            for e in exc.errors()[:5]
+        )
+        return JSONResponse(TfaasError(clip(problems, 300)).body(), status_code=422)
+
     @api.get("/health")
     async def health() -> dict[str, Any]:
         """Liveness, never behind a token."""
@@ -103,23 +159,37 @@ def create_app(settings: TfaasSettings, verifier: TokenVerifier | None = None) -
         request: Request,
         caller: Annotated[Principal | None, caller_of("upload")],
         name: str | None = None,
+        owner: str | None = None,
     ) -> dict[str, Any]:
         """Store a model: multipart `name`, `params`, `model`, `labels` (the original form), or a
-        tar.gz bundle body (`Content-Encoding: gzip` or `Content-Type: application/gzip`)."""
+        tar.gz bundle body (`Content-Encoding: gzip` or `Content-Type: application/gzip`).
+        `name` stores it under that name whatever its params.json says; `owner` (publishers
+        only) stores it for that user."""
         if name is not None:
             valid_name(name)
+        uploader = upload_owner(caller, owner, settings.publishers)
+
+        def may_replace(current: str | None) -> None:
+            require_owner(uploader, current, model_name, "replace")
+
         with repository.staging() as staging:
             received = await receive_upload(request, staging, settings, name)
             model_name = received.params.name
-            require_owner(caller, repository.owner(model_name), model_name, "replace")
+            may_replace(repository.owner(model_name))  # early, before the costly load
             async with uploading:
-                model = await run_in_threadpool(check_model, received, settings.model_threads)
+                model = await check_model(received, limits)
+            try:
                 version = await run_in_threadpool(
                     repository.install,
                     received.folder,
                     model_name,
-                    caller.subject if caller else None,
+                    uploader.subject if uploader else None,
+                    may_replace,  # again, under the repository lock: the check that counts
                 )
+            except BaseException:
+                model.process.kill()
+                raise
+        model.moved_to(repository.root / version)
         cache.put(model_name, model, version)
         logger.info("stored model %s (%s)", model_name, model.format)
         return {"name": model_name, "stored": True, **model.describe()}
@@ -146,8 +216,12 @@ def create_app(settings: TfaasSettings, verifier: TokenVerifier | None = None) -
         if not name:
             raise BadRequest("name the model to delete: DELETE /delete/NAME or model=NAME")
         valid_name(name)
-        require_owner(caller, repository.owner(name), name, "delete")
-        await run_in_threadpool(repository.delete, name)
+
+        def may_delete(current: str | None) -> None:
+            require_owner(caller, current, name, "delete")
+
+        may_delete(repository.owner(name))
+        await run_in_threadpool(repository.delete, name, may_delete)
         cache.drop(name)
         logger.info("deleted model %s", name)
         return {"name": name, "deleted": True}
@@ -184,8 +258,8 @@ def create_app(settings: TfaasSettings, verifier: TokenVerifier | None = None) -
             "docs": "/docs",
         }
 
-    predictions = Predictions(cache, guard, int(settings.max_request_mb * 2**20), counters)
-    return TfaasApp(api, predictions, counters)
+    predictions = Predictions(cache, guard, max_bytes, counters)
+    return TfaasApp(api, predictions, counters, max_bytes)
 
 
 def app_from_environment() -> TfaasApp:

@@ -1,17 +1,16 @@
 """Dynamic batching: concurrent predictions for one model share a model call.
 
 A request's rows join the model's queue. When no call of that model is running, a drain task
-waits at most `wait_s` for more rows (less once `max_batch` rows are queued), then runs one call
-on everything queued (up to `max_batch` rows) in the inference threads and hands each request
-its own slice. Rows arriving while a call runs form the next batch, so batches grow with load
-and an idle server adds at most `wait_s` of latency.
+waits at most `wait_s` for more rows (less once `max_batch` rows are queued), then makes one
+call on everything queued (up to `max_batch` rows), one round trip to the model's process, and
+hands each request its own slice. Rows arriving while a call runs form the next batch, so
+batches grow with load and an idle server adds at most `wait_s` of latency.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from concurrent.futures import Executor
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,13 +70,11 @@ def histogram_key(label: str) -> int:
 class Batcher:
     def __init__(
         self,
-        predict: Callable[[np.ndarray], np.ndarray],
-        executor: Executor,
+        predict: Callable[[np.ndarray], Awaitable[np.ndarray]],
         max_batch: int,
         wait_s: float,
     ) -> None:
         self.predict = predict
-        self.executor = executor
         self.max_batch = max_batch
         self.wait_s = wait_s
         self.stats = BatchStats()
@@ -91,7 +88,7 @@ class Batcher:
         """The model's output rows for `x`, computed together with concurrent requests."""
         loop = asyncio.get_running_loop()
         if len(x) >= self.max_batch:  # already a full batch: no reason to queue it
-            result = await loop.run_in_executor(self.executor, self.predict, x)
+            result = await self.predict(x)
             self.stats.record(1, len(x))
             return result
         future: asyncio.Future[np.ndarray] = loop.create_future()
@@ -105,7 +102,6 @@ class Batcher:
         return await future
 
     async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
             while self._queue:
                 if self.wait_s and self._queued_rows < self.max_batch:
@@ -114,7 +110,7 @@ class Batcher:
                 rows = [x for x, _, _ in batch]
                 x = rows[0] if len(rows) == 1 else np.concatenate(rows)
                 try:
-                    y = await loop.run_in_executor(self.executor, self.predict, x)
+                    y = await self.predict(x)
                 except Exception as exc:
                     for _, future, _ in batch:
                         if not future.done():

@@ -2,21 +2,21 @@
 
 Each entry remembers the repository version it was loaded from, so a model replaced or
 deleted (by this process or another worker) is noticed on its next request. Concurrent first
-requests for one model wait for a single load, which runs in a thread: a slow Keras load does
-not stall predictions of other models.
+requests for one model wait for a single load, which runs in the model's own process: a slow
+Keras load does not stall predictions of other models. A model dropped from the cache has its
+process stopped once its last call is answered.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections import OrderedDict
-from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from mlaas4hep.tfaas.batching import Batcher, BatchStats
 from mlaas4hep.tfaas.errors import ModelNotFound
+from mlaas4hep.tfaas.model_process import ProcessLimits
 from mlaas4hep.tfaas.params import read_params
 from mlaas4hep.tfaas.repository import ModelRepository
 from mlaas4hep.tfaas.served import ServedModel
@@ -36,22 +36,21 @@ class ModelCache:
         self,
         repository: ModelRepository,
         limit: int,
-        inference: Executor,
         max_batch: int,
         wait_s: float,
-        model_threads: int = 1,
+        limits: ProcessLimits,
     ) -> None:
         self.repository = repository
         self.limit = limit
-        self.inference = inference
         self.max_batch = max_batch
         self.wait_s = wait_s
-        self.model_threads = model_threads
+        self.limits = limits
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._loading: dict[str, asyncio.Task[Entry]] = {}  # by version
         self.retired = BatchStats()  # batching figures of models no longer loaded
         self.loads = 0
         self.evictions = 0
+        self._closing: set[asyncio.Task[None]] = set()  # references keep the tasks alive
 
     async def get(self, name: str) -> Entry:
         """The loaded model `name` (404 if the repository has none)."""
@@ -80,9 +79,7 @@ class ModelCache:
         folder = self.repository.root / version
         loop = asyncio.get_running_loop()
         params = await loop.run_in_executor(None, read_params, folder)
-        model = await loop.run_in_executor(
-            None, ServedModel.open, folder, params, self.model_threads
-        )
+        model = await ServedModel.open(folder, params, self.limits)
         logger.info("loaded model %s (%s)", name, model.format)
         self.loads += 1
         return self.put(name, model, version)
@@ -90,14 +87,11 @@ class ModelCache:
     def put(self, name: str, model: ServedModel, version: str) -> Entry:
         """Keep a loaded model (e.g. the one an upload just checked) as the current version."""
         self.drop(name)
-        entry = Entry(
-            model, version, Batcher(model.predict, self.inference, self.max_batch, self.wait_s)
-        )
+        entry = Entry(model, version, Batcher(model.predict, self.max_batch, self.wait_s))
         self._entries[name] = entry
-        settle_garbage_collector()
         while len(self._entries) > self.limit:
             evicted, old = self._entries.popitem(last=False)
-            self.retired.merge(old.batcher.stats)
+            self._retire(old)
             self.evictions += 1
             logger.info("unloaded model %s (cacheLimit %d)", evicted, self.limit)
         return entry
@@ -105,7 +99,18 @@ class ModelCache:
     def drop(self, name: str) -> None:
         old = self._entries.pop(name, None)
         if old is not None:
-            self.retired.merge(old.batcher.stats)
+            self._retire(old)
+
+    def _retire(self, old: Entry) -> None:
+        self.retired.merge(old.batcher.stats)
+        task = asyncio.get_running_loop().create_task(old.model.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    def stop_all(self) -> None:
+        """Stop every model's process now (the server is shutting down)."""
+        for entry in self._entries.values():
+            entry.model.process.kill()
 
     def loaded(self) -> list[Entry]:
         return list(self._entries.values())
@@ -116,15 +121,3 @@ class ModelCache:
         for entry in self._entries.values():
             total.merge(entry.batcher.stats)
         return total
-
-
-def settle_garbage_collector() -> None:
-    """Keep the loaded models' objects out of the collector's full passes.
-
-    A Keras or TensorFlow model is hundreds of thousands of Python objects; a full collection
-    walking them all pauses every request for tens of milliseconds. Freezing them after a load
-    removes those pauses; unfreezing first lets cycles of models dropped since be collected.
-    """
-    gc.unfreeze()
-    gc.collect()
-    gc.freeze()

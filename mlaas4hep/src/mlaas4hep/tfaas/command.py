@@ -14,6 +14,10 @@ from mlaas4hep.commands.errors import user_errors
 from mlaas4hep.tfaas.repository import ModelRepository
 from mlaas4hep.tfaas.settings import CONFIG_VARIABLE, load_settings
 
+# On SIGTERM, requests in progress get this long to finish before they are cancelled (a model
+# call is cut short and its process killed): a hanging model never holds up a shutdown.
+SHUTDOWN_GRACE_S = 5
+
 
 def serve(
     config: Annotated[
@@ -26,6 +30,7 @@ def serve(
 ) -> None:
     """Serve models through the TFaaS API (upload, json, models, params, delete, status)."""
     log.configure()
+    os.umask(0o077)  # models, staging and anything else the service writes: private to it
     overrides = {
         k: v for k, v in (("host", host), ("port", port), ("workers", workers)) if v is not None
     }
@@ -40,6 +45,7 @@ def serve(
         "proxy_headers": True,
         "forwarded_allow_ips": "127.0.0.1",
         "backlog": 4096,
+        "timeout_graceful_shutdown": SHUTDOWN_GRACE_S,
     }
     if settings.tls_cert and settings.tls_key:
         options.update(ssl_certfile=str(settings.tls_cert), ssl_keyfile=str(settings.tls_key))

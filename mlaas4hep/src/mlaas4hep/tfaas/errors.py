@@ -2,12 +2,24 @@
 
 Every refusal names what was wrong and what was expected, so a client fixes it without reading
 the server's log. The answer body is `{"error": ..., "detail": ...}`: `error` as the original
-TFaaS wrote it, `detail` as FastAPI clients (and our CLI) read it.
+TFaaS wrote it, `detail` as FastAPI clients (and our CLI) read it. A message quotes what the
+client sent only through `clip`, so a refusal never echoes a large body back.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+QUOTE_CHARS = 80  # of a client's value quoted in a message
+MESSAGE_CHARS = 2000  # of a whole message, whatever it quotes
+
+
+def clip(value: object, limit: int = QUOTE_CHARS) -> str:
+    """`repr(value)`, cut to `limit` characters: enough to recognise it, never the whole body."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
 
 
 class TfaasError(Exception):
@@ -24,7 +36,10 @@ class TfaasError(Exception):
         self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
-        return {"error": str(self), "detail": str(self)}
+        message = str(self)
+        if len(message) > MESSAGE_CHARS:
+            message = message[:MESSAGE_CHARS] + "..."
+        return {"error": message, "detail": message}
 
 
 class BadRequest(TfaasError):
@@ -40,7 +55,7 @@ class ModelNotFound(TfaasError):
 
     def __init__(self, name: str, known: list[str] | None = None) -> None:
         listing = f"; known models: {', '.join(known[:20])}" if known else ""
-        super().__init__(f"no model {name!r}{listing}")
+        super().__init__(f"no model {clip(name)}{listing}")
 
 
 class Forbidden(TfaasError):
@@ -53,3 +68,21 @@ class TooLarge(TfaasError):
 
 class UnsupportedMediaType(TfaasError):
     status = 415
+
+
+class PredictionTimeout(TfaasError):
+    """The model did not answer within `predict_timeout_s`; its process was stopped (504)."""
+
+    status = 504
+
+
+class ModelCrashed(TfaasError):
+    """The model's process died during the call (a crash, or killed for memory) (500)."""
+
+    status = 500
+
+
+class PredictionFailed(TfaasError):
+    """The model raised an error on these rows; its process keeps serving (500)."""
+
+    status = 500

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mlaas4hep.server.bundles import BundleError, check_name
-from mlaas4hep.tfaas.errors import BadRequest
+from mlaas4hep.tfaas.errors import BadRequest, clip
 
 PARAMS_FILE = "params.json"
 
@@ -53,8 +53,11 @@ class ModelParams(BaseModel):
     def _name(cls, value: str) -> str:
         try:
             return check_name(value, "model name")
-        except BundleError as exc:
-            raise ValueError(str(exc)) from None
+        except BundleError:
+            raise ValueError(
+                f"invalid model name {clip(value)}: use letters, digits, '_', '-', '.' "
+                "(at most 64, not starting with '.')"
+            ) from None
 
     @field_validator("model", "labels", "columns", "specs")
     @classmethod
@@ -63,7 +66,7 @@ class ModelParams(BaseModel):
             return value
         parts = Path(value).parts
         if Path(value).is_absolute() or ".." in parts or any(p.startswith(".") for p in parts):
-            raise ValueError(f"{value!r} must name a file inside the bundle")
+            raise ValueError(f"{clip(value)} must name a file inside the bundle")
         return value
 
     @property

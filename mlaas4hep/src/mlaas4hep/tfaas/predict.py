@@ -8,6 +8,9 @@ list of such rows for a list of rows.
 
 It bypasses FastAPI's routing, dependency injection and pydantic: at thousands of requests a
 second those cost more than the model call. JSON is parsed and written with orjson.
+
+The body is refused (413) as soon as it passes `max_request_mb`, before any parsing; values
+must be finite numbers within float32 range (400 names the first offending key).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import orjson
 
 from mlaas4hep.tfaas.access import Guard
 from mlaas4hep.tfaas.cache import ModelCache
-from mlaas4hep.tfaas.errors import BadRequest, TfaasError, TooLarge, UnsupportedMediaType
+from mlaas4hep.tfaas.errors import BadRequest, TfaasError, TooLarge, UnsupportedMediaType, clip
 from mlaas4hep.tfaas.status import Counters
 
 logger = logging.getLogger("mlaas4hep")
@@ -65,7 +68,8 @@ class Predictions:
         except Exception as exc:  # a model failing on these rows: answer, log, keep serving
             logger.exception("prediction failed")
             self.counters.errors[500] += 1
-            status, payload = 500, orjson.dumps(TfaasError(f"prediction failed: {exc}").body())
+            message = f"prediction failed: {clip(str(exc), 300)}"
+            status, payload = 500, orjson.dumps(TfaasError(message).body())
         await send(
             {
                 "type": "http.response.start",
@@ -103,7 +107,8 @@ def check_content_type(content_type: bytes | None) -> None:
     if media in JSON_TYPES or media.endswith(b"+json"):
         return
     raise UnsupportedMediaType(
-        f"/json takes a JSON body (Content-Type: application/json), not {media.decode('latin-1')}"
+        f"/json takes a JSON body (Content-Type: application/json), not "
+        f"{clip(media.decode('latin-1'))}"
     )
 
 

@@ -1,8 +1,13 @@
-"""A model ready to answer: its predictor, its width and columns, and how a request's values
-become the rows it was trained on (reordered by key, optionally min-max normalised)."""
+"""A model ready to answer: its process, its width and columns, and how a request's values
+become the rows it was trained on (reordered by key, optionally min-max normalised).
+
+The model itself runs in its own process (`model_process`); what is read here in the server
+(params.json, columns, specs) is plain JSON.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass, field
@@ -11,18 +16,19 @@ from typing import Any
 
 import numpy as np
 
-from mlaas4hep.tfaas.errors import BadRequest, ModelFileError
-from mlaas4hep.tfaas.formats import Predictor, open_predictor
+from mlaas4hep.tfaas.errors import BadRequest, ModelFileError, clip
+from mlaas4hep.tfaas.model_process import ModelProcess, ProcessLimits
 from mlaas4hep.tfaas.params import ModelParams
 
 MAX_KEY_ORDERS = 64  # distinct key orders remembered per model
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass
 class ServedModel:
     name: str
     params: ModelParams
-    predictor: Predictor
+    process: ModelProcess
     n_inputs: int
     columns: list[str] | None = None
     offset: np.ndarray | None = None  # min-max normalisation: (x - offset) * scale
@@ -31,40 +37,47 @@ class ServedModel:
     _orders: dict[tuple[str, ...], np.ndarray | None] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def open(cls, folder: Path, params: ModelParams, threads: int = 1) -> ServedModel:
-        """Load the bundle in `folder`; ModelFileError says why it cannot be served."""
-        predictor = open_predictor(folder, params, threads)
-        columns = read_columns(folder, params)
-        widths = {
-            "params.json n_inputs": params.n_inputs,
-            "columns.json": len(columns) if columns else None,
-            "the model": predictor.n_inputs,
-        }
-        known = {k: v for k, v in widths.items() if v is not None}
-        if not known:
-            raise ModelFileError(
-                "cannot tell how many inputs the model takes: give n_inputs in params.json"
+    async def open(cls, folder: Path, params: ModelParams, limits: ProcessLimits) -> ServedModel:
+        """Start the bundle's model in its own process; ModelFileError says why it cannot serve."""
+        process = ModelProcess(params.name, folder, limits)
+        info = await process.start()
+        try:
+            columns = await asyncio.to_thread(read_columns, folder, params)
+            widths = {
+                "params.json n_inputs": params.n_inputs,
+                "columns.json": len(columns) if columns else None,
+                "the model": info.n_inputs,
+            }
+            known = {k: v for k, v in widths.items() if v is not None}
+            if not known:
+                raise ModelFileError(
+                    "cannot tell how many inputs the model takes: give n_inputs in params.json"
+                )
+            if len(set(known.values())) > 1:
+                raise ModelFileError(
+                    "the number of inputs disagrees: "
+                    + ", ".join(f"{k} says {v}" for k, v in known.items())
+                )
+            model = cls(params.name, params, process, next(iter(known.values())), columns)
+            model.offset, model.scale = await asyncio.to_thread(
+                normalisation, folder, params, model.n_inputs
             )
-        if len(set(known.values())) > 1:
-            raise ModelFileError(
-                "the number of inputs disagrees: "
-                + ", ".join(f"{k} says {v}" for k, v in known.items())
-            )
-        model = cls(params.name, params, predictor, next(iter(known.values())), columns)
-        model.offset, model.scale = normalisation(folder, params, model.n_inputs)
+        except BaseException:
+            process.kill()
+            raise
         return model
 
     @property
     def format(self) -> str:
-        return self.predictor.format
+        return self.process.info.format if self.process.info else ""
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        return self.predictor.predict(x)
+    async def predict(self, x: np.ndarray) -> np.ndarray:
+        return await self.process.predict(x)
 
-    def check(self) -> None:
+    async def check(self) -> None:
         """One prediction on zeros: a model that cannot answer is refused before it is stored."""
         try:
-            out = self.predict(np.zeros((2, self.n_inputs), np.float32))
+            out = await self.predict(np.zeros((2, self.n_inputs), np.float32))
         except ModelFileError:
             raise
         except Exception as exc:
@@ -74,25 +87,34 @@ class ServedModel:
         if out.shape[0] != 2:
             raise ModelFileError(f"the model gave {out.shape[0]} predictions for 2 rows")
 
+    def moved_to(self, folder: Path) -> None:
+        """The bundle now lives in `folder` (installed): restarts load it from there."""
+        self.process.folder = folder
+
+    async def close(self) -> None:
+        await self.process.close()
+
     def rows(self, values: Any, keys: Any, normalise: bool) -> tuple[np.ndarray, bool]:
         """The request's values as float32 rows in the model's column order; single-row?"""
         try:
-            x = np.asarray(values, dtype=np.float32)
+            wide = np.asarray(values, dtype=np.float64)
         except (ValueError, TypeError):
             raise BadRequest(
                 f"'values' must be a list of {self.n_inputs} numbers or a list of such rows"
             ) from None
-        single = x.ndim == 1
+        single = wide.ndim == 1
         if single:
-            x = x.reshape(1, -1)
-        if x.ndim != 2 or x.shape[0] == 0:
+            wide = wide.reshape(1, -1)
+        if wide.ndim != 2 or wide.shape[0] == 0:
             raise BadRequest(
                 f"'values' must be a list of {self.n_inputs} numbers or a non-empty list of rows"
             )
-        if x.shape[1] != self.n_inputs:
+        if wide.shape[1] != self.n_inputs:
             raise BadRequest(
-                f"model {self.name!r} expects {self.n_inputs} values per row, got {x.shape[1]}"
+                f"model {self.name!r} expects {self.n_inputs} values per row, got {wide.shape[1]}"
             )
+        self.refuse_non_finite(wide, keys)
+        x = wide.astype(np.float32)
         if keys:  # no keys (absent or []): values are in the model's column order
             order = self.key_order(keys)
             if order is not None:
@@ -102,6 +124,20 @@ class ServedModel:
                 raise BadRequest(f"model {self.name!r} has no specs to normalise with")
             x = (x - self.offset) * self.scale
         return x, single
+
+    def refuse_non_finite(self, x: np.ndarray, keys: Any) -> None:
+        """NaN, infinities and numbers beyond float32 (they would become inf) are refused: a
+        model given them answers NaN or null, which a client cannot tell from a prediction."""
+        within = np.abs(x) <= FLOAT32_MAX  # False for NaN too
+        if within.all():
+            return
+        row, column = (int(i) for i in np.argwhere(~within)[0])
+        names = keys if isinstance(keys, list) and len(keys) == x.shape[1] else self.columns
+        key = clip(str(names[column])) if names else f"column {column}"
+        raise BadRequest(
+            f"'values' must be finite numbers within float32 range (|v| <= {FLOAT32_MAX:.4g}): "
+            f"row {row}, key {key} is {x[row, column]:g}"
+        )
 
     def key_order(self, keys: Any) -> np.ndarray | None:
         """Column positions of the given keys, or None when they are already in order."""
@@ -120,7 +156,7 @@ class ServedModel:
             unknown = [k for k in keys if k not in set(self.columns)]
             raise BadRequest(
                 f"'keys' do not name the columns of model {self.name!r}: "
-                f"unknown {unknown[:10]}, missing {missing[:10]}"
+                f"unknown {clip(unknown[:10], 200)}, missing {clip(missing[:10], 200)}"
                 + (", repeated keys" if len(where) != len(keys) else "")
                 + " (GET /params/NAME and its columns file list them)"
             )
@@ -134,8 +170,9 @@ class ServedModel:
             "name": self.name,
             "format": self.format,
             "n_inputs": self.n_inputs,
-            "task": self.predictor.task_kind,
+            "task": self.process.info.task if self.process.info else None,
             "loaded_at": self.loaded_at,
+            "process": {"pid": self.process.pid, "starts": self.process.starts},
         }
 
 

@@ -29,6 +29,11 @@ class TfaasSettings(BaseSettings):
         default_factory=lambda: ["upload", "delete"],
         description="endpoints that need a bearer token (the others are open)",
     )
+    publishers: list[str] = Field(
+        default_factory=list,
+        description="token subjects (a service's client id) that may upload on behalf of a user "
+        "with POST /upload?owner=SUBJECT; the model then belongs to SUBJECT",
+    )
     cache_limit: int = Field(
         10, ge=1, description="models kept loaded, least recently used go (`cacheLimit` too)"
     )
@@ -36,9 +41,18 @@ class TfaasSettings(BaseSettings):
         1.0, ge=0, le=1000, description="longest a prediction waits for others to join its batch"
     )
     max_batch: int = Field(256, ge=1, description="rows in one model call at most")
-    inference_threads: int = Field(1, ge=1, description="threads running model calls")
     model_threads: int = Field(1, ge=1, description="threads inside one model call (ONNX, XGB)")
-    max_request_mb: float = Field(16, gt=0, description="largest /json body")
+    predict_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="longest one model call may take: past it the request is a 504 and the "
+        "model's process is stopped (it starts again on the next request)",
+    )
+    load_timeout_s: float = Field(
+        120.0, gt=0, le=3600, description="longest a model may take to load in its process"
+    )
+    max_request_mb: float = Field(16, gt=0, description="largest /json (or other non-upload) body")
     upload_limit_mb: int = Field(1024, ge=1, description="largest upload accepted")
     bundle_limit_mb: int = Field(2048, ge=1, description="largest bundle once unpacked")
     bundle_max_files: int = Field(1000, ge=1)

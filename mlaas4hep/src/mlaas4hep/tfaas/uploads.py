@@ -1,18 +1,24 @@
 """Receiving a model: the original multipart form, or a tar.gz bundle (the pipeline's
-tfaas/<name>.tar.gz, or a SavedModel folder as the original /bundle took it).
+tfaas/<name>.tar.gz). A SavedModel folder, which the original /bundle took, is refused with
+advice (see `formats`).
 
 Everything lands in a private staging folder; the model is loaded and asked for one
-prediction there, and only a model that answers is moved into the repository. A refused upload
-leaves nothing behind and never disturbs the models being served.
+prediction there (in its own process, as every model runs), and only a model that answers is
+moved into the repository. A refused upload leaves nothing behind and never disturbs the models
+being served.
+
+The `name` query parameter, when given, is the name the model is stored under, whatever the
+params.json inside says (params.json is rewritten to match): a publisher uploading a bundle for
+a job decides the name. Without it, the form's `name` field must agree with params.json, as the
+original TFaaS required.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import tarfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -20,7 +26,9 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from mlaas4hep.server.bundles import BundleError, BundleLimits, extract_bundle
-from mlaas4hep.tfaas.errors import BadRequest, TooLarge, UnsupportedMediaType
+from mlaas4hep.tfaas.errors import BadRequest, ModelFileError, TooLarge, UnsupportedMediaType, clip
+from mlaas4hep.tfaas.formats import TENSORFLOW_ADVICE
+from mlaas4hep.tfaas.model_process import ProcessLimits
 from mlaas4hep.tfaas.params import PARAMS_FILE, ModelParams, parse_params, write_params
 from mlaas4hep.tfaas.repository import valid_name
 from mlaas4hep.tfaas.served import ServedModel
@@ -69,7 +77,7 @@ def limited(request: Request, limit: int) -> Request:
 async def receive_upload(
     request: Request, staging: Path, settings: TfaasSettings, name: str | None
 ) -> Upload:
-    """The staged bundle of a multipart form or an archive body."""
+    """The staged bundle of a multipart form or an archive body, stored as `name` if given."""
     request = limited(request, settings.upload_limit_mb * 2**20)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     encoding = request.headers.get("content-encoding", "").lower()
@@ -79,21 +87,36 @@ async def receive_upload(
             max_files=8, max_fields=16, max_part_size=settings.upload_limit_mb * 2**20
         )
         async with parts as form:  # closes the spooled files whatever happens
-            name = name or form_text(form.get("name"))
+            field = form_text(form.get("name"))
             archive = form.get("file") or form.get("bundle")
             if not (isinstance(archive, UploadFile) and form.get("model") is None):
-                return await from_form(form, staging, name, base64_model=encoding == "base64")
+                base64_model = encoding == "base64"
+                if name is not None:  # the query's name wins; params.json is made to match
+                    return named(await from_form(form, staging, name, None, base64_model), name)
+                return await from_form(form, staging, field, field, base64_model)
             await save(archive, staging / "bundle.tar.gz")
-        return await run_in_threadpool(unpack, staging, name, limits)
+        upload = await run_in_threadpool(unpack, staging, limits)
+        if name is None and field is not None:
+            check_same_name(upload.params, field)
+        return named(upload, name)
     if content_type in ARCHIVE_TYPES or encoding == "gzip":
         with (staging / "bundle.tar.gz").open("wb") as out:
             async for block in request.stream():
                 out.write(block)
-        return await run_in_threadpool(unpack, staging, name, limits)
+        return named(await run_in_threadpool(unpack, staging, limits), name)
     raise UnsupportedMediaType(
         "upload a multipart form (name, params, model, labels) or a tar.gz bundle "
-        f"(Content-Type: application/gzip), not {content_type or 'no Content-Type'}"
+        f"(Content-Type: application/gzip), not {clip(content_type) if content_type else 'none'}"
     )
+
+
+def named(upload: Upload, name: str | None) -> Upload:
+    """The upload stored as `name` (the query parameter), whatever its params.json said."""
+    if name is None or upload.params.name == name:
+        return upload
+    upload.params.name = valid_name(name)
+    write_params(upload.folder, upload.params)
+    return upload
 
 
 def form_text(value: Any) -> str | None:
@@ -120,8 +143,11 @@ async def field_bytes(form: Any, field: str) -> bytes | None:
     return str(value).encode()
 
 
-async def from_form(form: Any, staging: Path, name: str | None, base64_model: bool) -> Upload:
-    """The original upload: fields name, params (params.json), model, labels."""
+async def from_form(
+    form: Any, staging: Path, name: str | None, expected: str | None, base64_model: bool
+) -> Upload:
+    """The original upload: fields name, params (params.json), model, labels; params.json must
+    name the model `expected`, when given."""
     missing = [f for f in ("name", "params", "model") if form.get(f) is None]
     if missing or not name:
         raise BadRequest(
@@ -132,7 +158,8 @@ async def from_form(form: Any, staging: Path, name: str | None, base64_model: bo
     raw_params = await field_bytes(form, "params")
     assert raw_params is not None
     params = parse_params(raw_params)
-    check_same_name(params, name)
+    if expected is not None:
+        check_same_name(params, expected)
     if params.model == ".":
         raise BadRequest("a SavedModel folder is uploaded as a tar.gz bundle, not a form field")
     folder = staging / name
@@ -160,39 +187,22 @@ async def from_form(form: Any, staging: Path, name: str | None, base64_model: bo
     return Upload(params, folder)
 
 
-def unpack(staging: Path, name: str | None, limits: BundleLimits) -> Upload:
-    """A tar.gz bundle: params.json inside, or a bare SavedModel folder named by its top."""
+def unpack(staging: Path, limits: BundleLimits) -> Upload:
+    """A tar.gz bundle with params.json inside."""
     archive = staging / "bundle.tar.gz"
-    top = top_folder(archive)
     folder = staging / "bundle"
     try:
         extract_bundle(archive, folder, limits)
     except BundleError as exc:
         raise BadRequest(str(exc)) from None
     archive.unlink()
-    if (folder / PARAMS_FILE).is_file():
-        params = parse_params((folder / PARAMS_FILE).read_bytes())
-    elif (folder / "saved_model.pb").is_file():
-        model_name = valid_name(name or top or "")
-        params = parse_params({"name": model_name, "model": ".", "format": "savedmodel"})
-    else:
-        raise BadRequest(f"the bundle has no {PARAMS_FILE} (and is no SavedModel folder)")
-    if name:
-        check_same_name(params, name)
+    if (folder / "saved_model.pb").is_file():
+        raise ModelFileError(f"the bundle is a SavedModel folder. {TENSORFLOW_ADVICE}")
+    if not (folder / PARAMS_FILE).is_file():
+        raise BadRequest(f"the bundle has no {PARAMS_FILE}")
+    params = parse_params((folder / PARAMS_FILE).read_bytes())
     write_params(folder, params)
     return Upload(params, folder)
-
-
-def top_folder(archive: Path) -> str | None:
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            first = tar.next()
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise BadRequest(f"not a readable tar(.gz) archive: {exc}") from None
-    if first is None:
-        return None
-    parts = PurePosixPath(first.name).parts
-    return parts[0] if parts and parts[0] not in (".", "..") else None
 
 
 def check_same_name(params: ModelParams, name: str) -> None:
@@ -202,8 +212,12 @@ def check_same_name(params: ModelParams, name: str) -> None:
         )
 
 
-def check_model(upload: Upload, threads: int) -> ServedModel:
+async def check_model(upload: Upload, limits: ProcessLimits) -> ServedModel:
     """Load the staged model and predict once: ModelFileError (400) if it cannot serve."""
-    model = ServedModel.open(upload.folder, upload.params, threads)
-    model.check()
+    model = await ServedModel.open(upload.folder, upload.params, limits)
+    try:
+        await model.check()
+    except BaseException:
+        model.process.kill()
+        raise
     return model

@@ -1,19 +1,31 @@
-"""One loader per model format; `open_predictor` picks it from the file and params.json."""
+"""One loader per model format; `open_predictor` picks it from the file and params.json.
+
+Served: ONNX (what the pipeline exports for PyTorch, scikit-learn and XGBoost), Keras `.keras`
+(the pipeline's Keras bundle), XGBoost JSON/UBJSON and scikit-learn through skops: formats that
+describe a computation without being able to name a file. TensorFlow graphs (SavedModel folders,
+frozen `.pb` graphs) are refused: their operations can read and write the server's files, and
+no list of forbidden operations keeps up with TensorFlow's (dataset ops read files too).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from mlaas4hep.tfaas.errors import ModelFileError
+from mlaas4hep.tfaas.errors import ModelFileError, clip
 from mlaas4hep.tfaas.formats.base import PICKLE_ADVICE, Predictor, is_pickle
 from mlaas4hep.tfaas.params import ModelParams
 
-FORMATS = "ONNX (.onnx), Keras (.keras), a SavedModel folder, a frozen TensorFlow graph (.pb), "
-FORMATS += "XGBoost (.json/.ubj) or scikit-learn through skops (.skops)"
+FORMATS = "ONNX (.onnx), Keras (.keras), XGBoost (.json/.ubj) or scikit-learn (.skops)"
+TENSORFLOW_ADVICE = (
+    "TensorFlow graphs (SavedModel folders, frozen .pb graphs) can read and write files on the "
+    "server, so TFaaS does not serve them. Upload the Keras model as model.keras "
+    "(model.save('model.keras'); the pipeline's tfaas/<name> bundle has it) or as ONNX "
+    "(tf2onnx.convert.from_keras)"
+)
+LEGACY_SUFFIXES = frozenset({".pb", ".pbtxt", ".h5", ".hdf5"})
 BY_SUFFIX = {
     ".onnx": "onnx",
     ".keras": "keras",
-    ".pb": "tf-graph",
     ".skops": "sklearn",
     ".ubj": "xgboost",
     ".json": "xgboost",
@@ -23,22 +35,24 @@ BY_SUFFIX = {
 def model_path(folder: Path, params: ModelParams) -> Path:
     path = (folder / params.model).resolve()
     if not path.is_relative_to(folder.resolve()):
-        raise ModelFileError(f"params.model {params.model!r} points outside the bundle")
+        raise ModelFileError(f"params.model {clip(params.model)} points outside the bundle")
     if not path.exists():
-        raise ModelFileError(f"the bundle has no model file {params.model!r} (params.model)")
+        raise ModelFileError(f"the bundle has no model file {clip(params.model)} (params.model)")
     return path
 
 
 def detect_format(path: Path, params: ModelParams) -> str:
     if is_pickle(path):
-        raise ModelFileError(f"{path.name}: {PICKLE_ADVICE}")
+        raise ModelFileError(f"{clip(path.name)}: {PICKLE_ADVICE}")
     if path.is_dir():
-        if (path / "saved_model.pb").is_file():
-            return "savedmodel"
-        raise ModelFileError(f"{path.name} is a folder without saved_model.pb")
+        if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
+            raise ModelFileError(f"the model is a SavedModel folder. {TENSORFLOW_ADVICE}")
+        raise ModelFileError(f"{clip(path.name)} is a folder, not a model file: upload {FORMATS}")
+    if path.suffix.lower() in LEGACY_SUFFIXES:
+        raise ModelFileError(f"{clip(path.name)}: {TENSORFLOW_ADVICE}")
     found = BY_SUFFIX.get(path.suffix.lower())
     if found is None:
-        raise ModelFileError(f"cannot tell the format of {path.name}: upload {FORMATS}")
+        raise ModelFileError(f"cannot tell the format of {clip(path.name)}: upload {FORMATS}")
     if (
         found == "xgboost"
         and path.suffix.lower() == ".json"
@@ -49,7 +63,7 @@ def detect_format(path: Path, params: ModelParams) -> str:
         )
     ):
         raise ModelFileError(
-            f"{path.name}: a .json model is served as XGBoost; say so with "
+            f"{clip(path.name)}: a .json model is served as XGBoost; say so with "
             '"format": "xgboost" in params.json'
         )
     return found
@@ -80,11 +94,6 @@ def _load(kind: str, path: Path, params: ModelParams, threads: int) -> Predictor
         from mlaas4hep.tfaas.formats.sklearn import SkopsPredictor
 
         return SkopsPredictor(path, params, threads)
-    from mlaas4hep.tfaas.formats import tensorflow
+    from mlaas4hep.tfaas.formats.keras_model import KerasPredictor
 
-    loader = {
-        "keras": tensorflow.KerasPredictor,
-        "savedmodel": tensorflow.SavedModelPredictor,
-        "tf-graph": tensorflow.GraphPredictor,
-    }[kind]
-    return loader(path, params, threads)
+    return KerasPredictor(path, params, threads)
