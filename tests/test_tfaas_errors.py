@@ -1,5 +1,6 @@
 """Bad requests and bad models get a clear 4xx; nothing bad is stored, nothing unsafe is ever
-loaded, and the service keeps serving the models it has."""
+loaded, a model that hangs or crashes costs only its own requests, and the service keeps serving
+the models it has."""
 
 from __future__ import annotations
 
@@ -8,8 +9,13 @@ import json
 import os
 import pickle
 import shutil
+import signal
+import stat
 import tarfile
+import time
+import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +31,17 @@ from support.tfaas_server import (
     TfaasProcess,
     bundle_of,
     columns_of,
+    looping_onnx_model,
     predict,
     rows,
+    segfaulting_xgboost_model,
     trained_run,
     upload_folder,
+    upload_model,
 )
 
 pytestmark = pytest.mark.integration
+TIME_LIMIT_S = 2  # predict_timeout_s of the service under test
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +53,7 @@ def run(sample: SampleSet, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def service(tmp_path_factory: pytest.TempPathFactory, run: Path) -> Iterator[TfaasProcess]:
     process = TfaasProcess(
         tmp_path_factory.mktemp("tfaas-errors"),
-        extra={"upload_limit_mb": 2, "max_request_mb": 1},
+        extra={"upload_limit_mb": 2, "max_request_mb": 1, "predict_timeout_s": TIME_LIMIT_S},
     ).start()
     with process.client() as client:
         assert upload_folder(client, bundle_of(run)).status_code == 200
@@ -152,10 +162,18 @@ def test_params_that_name_another_model_are_refused(client: httpx.Client, run: P
     response = client.post("/upload", data={"name": "other"}, files=form)
     assert response.status_code == 400
     assert "'torch'" in response.text and "'other'" in response.text
-    archive = tar_folder(bundle, "torch")
-    response = client.post("/upload?name=other", content=archive, headers=GZIP)
-    assert response.status_code == 400 and "'other'" in response.text
     assert client.get("/params/other").status_code == 404
+
+
+def test_the_name_query_parameter_is_the_stored_name_whatever_params_json_says(
+    client: httpx.Client, run: Path
+) -> None:
+    archive = tar_folder(bundle_of(run), "torch")  # its params.json says "torch"
+    response = client.post("/upload?name=other", content=archive, headers=GZIP)
+    assert response.status_code == 200 and response.json()["name"] == "other"
+    assert client.get("/params/other").json()["name"] == "other"
+    assert client.get("/params/torch").json()["name"] == "torch"
+    assert client.delete("/delete/other").status_code == 200
 
 
 def test_paths_in_names_and_archives_never_leave_the_repository(
@@ -312,7 +330,8 @@ def test_tensorflow_graphs_that_read_files_are_refused(
             "model": ("model.pb", graph.SerializeToString()),
         },
     )
-    assert response.status_code == 400 and "ReadFile" in response.text
+    assert response.status_code == 400
+    assert "can read and write files" in response.text and "model.keras" in response.text
 
 
 def test_onnx_files_with_external_data_are_refused(
@@ -351,3 +370,183 @@ def test_a_multipart_bundle_field_is_accepted_like_a_body(client: httpx.Client, 
     archive = io.BytesIO(tar_folder(bundle_of(run), "torch"))
     response = client.post("/upload", files={"file": ("torch.tar.gz", archive)})
     assert response.status_code == 200 and response.json()["name"] == "torch"
+
+
+def test_a_savedmodel_that_reads_a_server_file_is_refused_and_leaks_nothing(
+    client: httpx.Client, service: TfaasProcess, tmp_path: Path
+) -> None:
+    import tensorflow as tf
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-4242\n")
+
+    class Leak(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="x")])
+        def __call__(self, x: Any) -> Any:
+            lines = tf.data.TextLineDataset(str(secret))
+            line = lines.reduce(tf.constant(""), lambda _, text: text)
+            codes = tf.cast(tf.io.decode_raw(line, tf.uint8), tf.float32)
+            return x[:, :1] * 0.0 + tf.reduce_sum(codes)
+
+    folder = tmp_path / "leak"
+    tf.saved_model.save(Leak(), str(folder / "model"))
+    params = {"name": "leak", "model": "model", "format": "savedmodel", "n_inputs": 4}
+    (folder / "params.json").write_text(json.dumps(params))
+    before = stored(service)
+    bundles = (tar_folder(folder, "leak"), tar_folder(folder / "model", "leak"))  # with params,
+    for archive in bundles:  # and a bare SavedModel folder, as the original /bundle took it
+        response = client.post("/upload", content=archive, headers=GZIP)
+        assert response.status_code == 400, response.text
+        assert "SavedModel" in response.text and "can read and write files" in response.text
+        assert "TOP-SECRET" not in response.text
+    answer = client.post("/json", json={"model": "leak", "values": [0.0] * 4})
+    assert answer.status_code == 404 and "TOP-SECRET" not in answer.text
+    assert stored(service) == before
+
+
+def test_keras_weights_kept_in_another_file_are_refused(
+    client: httpx.Client, service: TfaasProcess, tmp_path: Path
+) -> None:
+    import h5py
+    import keras
+
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"SECR")
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)]).save(tmp_path / "plain.keras")
+    with zipfile.ZipFile(tmp_path / "plain.keras") as plain:
+        members = {name: plain.read(name) for name in plain.namelist()}
+    (tmp_path / "weights.h5").write_bytes(members["model.weights.h5"])
+    with h5py.File(tmp_path / "weights.h5", "r+") as weights:
+        biases = []
+        weights.visititems(
+            lambda name, item: (
+                biases.append(name)
+                if isinstance(item, h5py.Dataset) and item.shape == (1,)
+                else None
+            )
+        )
+        del weights[biases[0]]  # the Dense bias, now read from the secret file
+        weights.create_dataset(biases[0], (1,), np.float32, external=[(str(secret), 0, 4)])
+    members["model.weights.h5"] = (tmp_path / "weights.h5").read_bytes()
+    with zipfile.ZipFile(tmp_path / "model.keras", "w") as hostile:
+        for name, data in members.items():
+            hostile.writestr(name, data)
+    response = upload_model(
+        client, tmp_path / "model.keras", {"name": "outside", "model": "model.keras"}
+    )
+    assert response.status_code == 400, response.text
+    assert "outside the model file" in response.text
+    assert client.get("/params/outside").status_code == 404
+
+
+def test_a_model_that_loops_gets_504_alone_and_answers_again(
+    client: httpx.Client, service: TfaasProcess, good_row: list[float], tmp_path: Path
+) -> None:
+    model = looping_onnx_model(tmp_path / "model.onnx")
+    response = upload_model(client, model, {"name": "looping", "model": "model.onnx"})
+    assert response.status_code == 200, response.text
+    body = {"model": "looping", "values": [1.0, 1.0, 1.0]}
+    with ThreadPoolExecutor(1) as pool:
+        began = time.monotonic()
+        pending = pool.submit(httpx.post, f"{service.url}/json", json=body, timeout=60)
+        time.sleep(0.5)
+        assert len(predict(client, "torch", good_row)) == 1  # answered while the other loops
+        assert not pending.done()
+        looped = pending.result()
+        elapsed = time.monotonic() - began
+    assert looped.status_code == 504, looped.text
+    assert f"did not answer within {TIME_LIMIT_S} s" in looped.json()["error"]
+    assert TIME_LIMIT_S <= elapsed < TIME_LIMIT_S + 3
+    assert predict(client, "looping", [0.0, 0.0, 0.0]) == [0.0]
+    loaded = client.get("/status").json()["models"]["loaded"]
+    assert next(m for m in loaded if m["name"] == "looping")["process"]["starts"] == 2
+    assert client.delete("/delete/looping").status_code == 200
+
+
+def test_a_model_that_crashes_its_process_gets_500_alone_and_answers_again(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    model = segfaulting_xgboost_model(tmp_path / "model.json")
+    params = {"name": "segfault", "model": "model.json", "format": "xgboost"}
+    assert upload_model(client, model, params).status_code == 200
+    healthy = predict(client, "segfault", [0.0, 0.0, 0.0])
+    crashed = client.post("/json", json={"model": "segfault", "values": [1.0, 1.0, 1.0]})
+    assert crashed.status_code == 500, crashed.text
+    assert "crashed" in crashed.json()["error"] and "SIGSEGV" in crashed.json()["error"]
+    assert predict(client, "segfault", [0.0, 0.0, 0.0]) == healthy
+    loaded = client.get("/status").json()["models"]["loaded"]
+    assert next(m for m in loaded if m["name"] == "segfault")["process"]["starts"] == 2
+    assert client.delete("/delete/segfault").status_code == 200
+
+
+def test_sigterm_stops_the_server_while_a_model_hangs(tmp_path: Path) -> None:
+    import psutil
+
+    process = TfaasProcess(tmp_path / "tfaas", extra={"predict_timeout_s": 60}).start()
+    assert process.process is not None
+    try:
+        with process.client() as client:
+            model = looping_onnx_model(tmp_path / "model.onnx")
+            response = upload_model(client, model, {"name": "looping", "model": "model.onnx"})
+            assert response.status_code == 200, response.text
+            loaded = client.get("/status").json()["models"]["loaded"]
+        worker = loaded[0]["process"]["pid"]
+        body = {"model": "looping", "values": [1.0, 1.0, 1.0]}
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(httpx.post, f"{process.url}/json", json=body, timeout=60)
+            time.sleep(1)
+            assert not pending.done()
+            began = time.monotonic()
+            process.process.send_signal(signal.SIGTERM)
+            process.process.wait(15)
+            assert time.monotonic() - began < 10
+            with pytest.raises(httpx.HTTPError):
+                pending.result().raise_for_status()
+        assert not psutil.pid_exists(worker) or psutil.Process(worker).status() == "zombie"
+    finally:
+        process.stop()
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-Infinity", 1e39, -1e39])
+def test_non_finite_and_out_of_range_values_are_refused_naming_the_key(
+    client: httpx.Client, run: Path, good_row: list[float], value: object
+) -> None:
+    columns = columns_of(run)
+    values: list[object] = list(good_row)
+    values[3] = value
+    for keys in (None, columns):
+        body = {"model": "torch", "values": values} | ({"keys": keys} if keys else {})
+        response = client.post("/json", json=body)
+        assert response.status_code == 400, response.text
+        message = response.json()["error"]
+        assert "finite numbers within float32 range" in message and repr(columns[3]) in message
+
+
+def test_large_bodies_are_413_before_parsing_and_refusals_quote_little(
+    client: httpx.Client,
+) -> None:
+    big = b"x" * (2 * 2**20)  # max_request_mb is 1
+    response = client.request("DELETE", "/delete", files={"model": ("model", big)})
+    assert response.status_code == 413 and len(response.content) < 300
+    long = "y" * 100_000
+    refusals = [
+        client.post("/json", json={"model": long, "values": [1.0]}),
+        client.post("/json", content=b"{}", headers={"Content-Type": f"application/{long}"}),
+        client.get(f"/params/{long[:5000]}"),
+        client.request("DELETE", "/delete", files={"model": ("model", long.encode())}),
+        client.post("/json", json={"model": "torch", "values": [1.0] * 109, "keys": [long] * 109}),
+    ]
+    for response in refusals:
+        assert 400 <= response.status_code < 500, response.text[:300]
+        assert len(response.content) < 1200 and long[:300] not in response.text
+
+
+def test_models_are_private_to_the_service(service: TfaasProcess) -> None:
+    root = service.model_dir
+    assert stat.S_IMODE((root / ".store").stat().st_mode) == 0o700
+    assert stat.S_IMODE((root / ".staging").stat().st_mode) == 0o700
+    found = list((root / ".store").rglob("*"))
+    assert any(p.name == "model.onnx" for p in found)
+    for path in found:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))

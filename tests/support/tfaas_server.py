@@ -168,3 +168,91 @@ def predict(client: httpx.Client, model: str, values: Any, **extra: Any) -> Any:
     response = client.post("/json", json={"model": model, "values": values, **extra})
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def upload_model(
+    client: httpx.Client, model: Path, params: dict[str, Any], **query: str
+) -> httpx.Response:
+    """POST one model file with its params.json as the original multipart form."""
+    return client.post(
+        "/upload",
+        params=query,
+        data={"name": params["name"]},
+        files={
+            "params": ("params.json", json.dumps(params).encode()),
+            "model": (model.name, model.read_bytes()),
+        },
+    )
+
+
+def looping_onnx_model(path: Path, width: int = 3) -> Path:
+    """A real ONNX model that answers the sum of a row, after a Loop of max(row) * 1e15
+    iterations: instant on rows of zeros (the upload check), endless on a row of ones."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    def constant(name: str, value: Any, dtype: Any) -> Any:
+        return numpy_helper.from_array(np.array(value, dtype), name)
+
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("Add", ["count_in", "one"], ["count_out"]),
+        ],
+        "spin",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("count_in", TensorProto.FLOAT, []),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("count_out", TensorProto.FLOAT, []),
+        ],
+        [constant("one", 1.0, np.float32)],
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMax", ["x"], ["top"], keepdims=0),
+            helper.make_node("Mul", ["top", "many"], ["trips_f"]),
+            helper.make_node("Cast", ["trips_f"], ["trips"], to=TensorProto.INT64),
+            helper.make_node("Loop", ["trips", "true", "zero"], ["count"], body=body),
+            helper.make_node("Mul", ["count", "zero"], ["nothing"]),
+            helper.make_node("ReduceSum", ["x", "axes"], ["sum"], keepdims=1),
+            helper.make_node("Add", ["sum", "nothing"], ["y"]),
+        ],
+        "looping",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", width])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1])],
+        [
+            constant("many", 1e15, np.float32),
+            constant("true", True, np.bool_),
+            constant("zero", 0.0, np.float32),
+            constant("axes", [1], np.int64),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def segfaulting_xgboost_model(path: Path) -> Path:
+    """A real XGBoost model.json (three features) whose root's right subtree splits on feature
+    2**30: rows of zeros go left and are answered, a row of ones makes XGBoost read far outside
+    the row and crash its process."""
+    import xgboost
+
+    x = np.random.default_rng(0).random((400, 3)).astype(np.float32)
+    y = ((x[:, 0] > 0.5) ^ (x[:, 1] > 0.5)).astype(int)
+    booster = xgboost.train(
+        {"objective": "binary:logistic", "max_depth": 2}, xgboost.DMatrix(x, y), 1
+    )
+    booster.save_model(str(path))
+    document = json.loads(path.read_text())
+    tree = document["learner"]["gradient_booster"]["model"]["trees"][0]
+    right = tree["right_children"][0]
+    assert 0 < tree["split_conditions"][0] < 1 and tree["left_children"][right] != -1
+    tree["split_indices"][right] = 2**30
+    path.write_text(json.dumps(document))
+    return path
