@@ -1,8 +1,10 @@
-"""Inputs the project did not write: leaf-lists, objects, nested vectors (real files written by
-ROOT, see tests/data/README.md), cuts that keep nothing, huge integers, NaN past the first chunk."""
+"""Inputs the project did not write: leaf-lists, objects, nested vectors (ROOT files with the
+branches ROOT writes for them, built at run time by tests/support/rootfiles.py), cuts that keep
+nothing, huge integers, NaN past the first chunk."""
 
 from __future__ import annotations
 
+import datetime
 import logging
 from pathlib import Path
 
@@ -15,15 +17,35 @@ from mlaas4hep.reader import BranchKind, LabelSource, open_events
 from mlaas4hep.sample import SampleSet
 
 from helpers import run_pipeline
+from support import rootfiles
 
-DATA = Path(__file__).parent / "data"
 ONE_LABEL = LabelSource(per_file=(1.0,))
+
+
+def leaf_list_file(tmp_path: Path) -> Path:
+    """Tree 'tree', branch 'leaflist' = x/D:y/I:z/B, 5 entries."""
+    values = np.array(
+        [(1.1, 1, 97), (2.2, 2, 98), (3.3, 3, 99), (4.0, 4, 100), (5.5, 5, 101)],
+        dtype=[("x", "f8"), ("y", "i4"), ("z", "i1")],
+    )
+    return rootfiles.write_tree(
+        tmp_path / "leaflist.root", "tree", {"leaflist": rootfiles.LeafList(values)}
+    )
+
+
+def leaf_list_and_int64_file(tmp_path: Path) -> Path:
+    """Tree 'stuff': 'stuffy' = one/D:two/D, then 'stuffo' (int64), 3 entries."""
+    stuffy = np.array([(1.0, 2.0), (1.1, 2.2), (1.2, 2.3)], dtype=[("one", "f8"), ("two", "f8")])
+    stuffo = np.array([3, 33, 333], dtype=np.int64)
+    return rootfiles.write_tree(
+        tmp_path / "stuff.root", "stuff", {"stuffy": rootfiles.LeafList(stuffy), "stuffo": stuffo}
+    )
 
 
 def test_leaf_list_fields_become_flat_features_named_branch_dot_field(tmp_path: Path) -> None:
     specs, chunks = run_pipeline(
-        [str(DATA / "uproot-leaflist.root")],
-        tmp_path,
+        [str(leaf_list_file(tmp_path))],
+        tmp_path / "run",
         params={"branch": "tree", "shuffle": False},
         labels=ONE_LABEL,
     )
@@ -36,8 +58,8 @@ def test_leaf_list_fields_become_flat_features_named_branch_dot_field(tmp_path: 
 
 def test_leaf_list_beside_plain_branches_and_usable_in_preproc(tmp_path: Path) -> None:
     specs, chunks = run_pipeline(
-        [str(DATA / "uproot-issue-75.root")],
-        tmp_path,
+        [str(leaf_list_and_int64_file(tmp_path))],
+        tmp_path / "run",
         params={"branch": "stuff", "selected_branches": "stuffy, stuffo"},
         preproc={"new_branch": {"sum": {"def": "stuffy.one + stuffy.two", "type": "flat"}}},
         labels=ONE_LABEL,
@@ -47,16 +69,23 @@ def test_leaf_list_beside_plain_branches_and_usable_in_preproc(tmp_path: Path) -
     assert sum(len(c.y) for c in chunks) == 3
 
 
-def test_an_object_branch_is_rejected_naming_its_class() -> None:
-    with open_events(str(DATA / "uproot-issue-407.root"), "tree") as source:
+def test_an_object_branch_is_rejected_naming_its_class(tmp_path: Path) -> None:
+    when = [datetime.datetime(2021, 3, 4, 5, 6, 7), datetime.datetime(2022, 8, 9, 10, 11, 12)]
+    path = rootfiles.write_tree(
+        tmp_path / "datime.root", "tree", {"branch": rootfiles.DatimeObjects(when)}
+    )
+    with open_events(str(path), "tree") as source:
         assert source.kinds == {"branch": BranchKind.UNSUPPORTED}
         assert source.rejected == {"branch": "a TDatime object"}
 
 
 def test_when_every_branch_is_rejected_the_error_names_file_tree_and_why(tmp_path: Path) -> None:
-    path = DATA / "uproot-vectorVectorDouble.root"
+    nested = [[], [[], []], [[10.0], [], [10.0, 20.0]], [[20.0, -21.0]], [[200.0], [-201.0]]]
+    path = rootfiles.write_tree(
+        tmp_path / "nested.root", "t", {"x": rootfiles.NestedDoubleVectors(nested)}
+    )
     with pytest.raises(BranchError) as error:
-        run_pipeline([str(path)], tmp_path, params={"branch": "t"}, labels=ONE_LABEL)
+        run_pipeline([str(path)], tmp_path / "run", params={"branch": "t"}, labels=ONE_LABEL)
     message = str(error.value)
     assert "\n" not in message
     assert message.startswith(f"{path}: no feature branches left in tree 't'")
@@ -64,11 +93,11 @@ def test_when_every_branch_is_rejected_the_error_names_file_tree_and_why(tmp_pat
 
 
 def test_when_every_branch_is_rejected_or_excluded_the_error_says_which(tmp_path: Path) -> None:
-    path = DATA / "uproot-issue-75.root"
+    path = leaf_list_and_int64_file(tmp_path)
     with pytest.raises(BranchError) as error:
         run_pipeline(
             [str(path)],
-            tmp_path,
+            tmp_path / "run",
             params={"branch": "stuff", "exclude_branches": "stuffy", "identifier": "stuffo"},
             labels=ONE_LABEL,
         )
