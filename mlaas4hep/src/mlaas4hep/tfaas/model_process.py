@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from dataclasses import dataclass
@@ -117,7 +118,7 @@ class ModelProcess:
                 f"the model did not load within {self.limits.load_timeout_s:g} s"
             ) from None
         except (asyncio.IncompleteReadError, ValueError, ConnectionError):
-            reason = await self._death()
+            reason = await self._death(self._process)
             raise ModelFileError(f"the model's process stopped while loading ({reason})") from None
         if kind == frames.REFUSED:
             self._kill()
@@ -130,21 +131,31 @@ class ModelProcess:
         return self.info
 
     async def _call(self, x: np.ndarray) -> np.ndarray:
-        assert self._process is not None and self._process.stdin is not None
+        process = self._process
+        assert process is not None and process.stdin is not None and process.stdout is not None
         timeout = self.limits.predict_timeout_s
+        overran = False
+
+        def overrun() -> None:  # a timer, not wait_for: no extra task on the hot path
+            nonlocal overran
+            overran = True
+            self._kill()  # the pipe closes, and the read below ends
+
+        timer = asyncio.get_running_loop().call_later(timeout, overrun)
         try:
-            self._process.stdin.write(frames.rows_frame(x))
-            await asyncio.wait_for(self._process.stdin.drain(), timeout)
-            kind, payload = await self._receive(timeout)
-        except asyncio.TimeoutError:
-            self._kill()
-            logger.warning("model %s: no answer within %g s, process stopped", self.name, timeout)
-            raise PredictionTimeout(
-                f"model {self.name!r} did not answer within {timeout:g} s; it was stopped and "
-                "starts again on the next request"
-            ) from None
+            process.stdin.write(frames.rows_frame(x))
+            await process.stdin.drain()
+            kind, payload = await frames.receive_frame(process.stdout)
         except (asyncio.IncompleteReadError, ValueError, ConnectionError):
-            reason = await self._death()
+            if overran:
+                logger.warning(
+                    "model %s: no answer within %g s, process stopped", self.name, timeout
+                )
+                raise PredictionTimeout(
+                    f"model {self.name!r} did not answer within {timeout:g} s; it was stopped "
+                    "and starts again on the next request"
+                ) from None
+            reason = await self._death(process)
             logger.error("model %s: its process stopped during a call (%s)", self.name, reason)
             raise ModelCrashed(
                 f"model {self.name!r} crashed on these rows ({reason}); it starts again on the "
@@ -153,6 +164,8 @@ class ModelProcess:
         except BaseException:  # cancelled mid-call: the pipe holds half a frame, start afresh
             self._kill()
             raise
+        finally:
+            timer.cancel()
         if kind == frames.FAILED:
             reason = clip(payload.decode(errors="replace"), 300)
             raise PredictionFailed(f"model {self.name!r} failed on these rows: {reason}")
@@ -162,9 +175,8 @@ class ModelProcess:
         assert self._process is not None and self._process.stdout is not None
         return await asyncio.wait_for(frames.receive_frame(self._process.stdout), timeout)
 
-    async def _death(self) -> str:
-        """How the process ended (it has, or is about to: its pipe closed)."""
-        process = self._process
+    async def _death(self, process: asyncio.subprocess.Process | None) -> str:
+        """How `process` ended (it has, or is about to: its pipe closed)."""
         self._kill()
         if process is None:
             return "no process"
@@ -181,5 +193,6 @@ class ModelProcess:
     def _kill(self) -> None:
         process, self._process = self._process, None
         if process is not None and process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
+            # Its whole group: anything it started must not keep the pipe open after it.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
