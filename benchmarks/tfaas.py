@@ -9,7 +9,8 @@ Debian package) sends single-row /json requests from `--connections` concurrent 
 POST body set by a Lua script: a Python load generator would take the cores it measures.
 
 Printed: requests/s, p50/p99 latency, the service's batching figures, and for comparison the
-in-process model call rate (single-row calls/s, rows/s in batches of 64). Last line: one JSON
+model call rate (single-row calls/s, rows/s in batches of 64) in this process and through the
+model's own process, as the service calls it. Last line: one JSON
 object with req_per_s, p50_ms, p99_ms (target: >= 2000 req/s with p99 < 100 ms on 2 cores).
 """
 
@@ -36,8 +37,9 @@ import httpx
 import numpy as np
 import yaml
 
+from mlaas4hep.tfaas.formats import Predictor, open_predictor
+from mlaas4hep.tfaas.model_process import ModelProcess, ProcessLimits
 from mlaas4hep.tfaas.params import parse_params
-from mlaas4hep.tfaas.served import ServedModel
 
 LAYERS = (42, 128, 128, 128, 64, 64, 1)
 NAME = "mlp42"
@@ -136,7 +138,6 @@ def start_service(folder: Path, options: argparse.Namespace) -> tuple[subprocess
                 "workers": options.workers,
                 "batch_wait_ms": options.batch_wait_ms,
                 "max_batch": options.max_batch,
-                "inference_threads": options.inference_threads,
             }
         )
     )
@@ -221,21 +222,53 @@ def run_wrk(url: str, body: Path, options: argparse.Namespace, folder: Path) -> 
     }
 
 
+def predictor_of(bundle: Path) -> Predictor:
+    return open_predictor(bundle, parse_params((bundle / "params.json").read_bytes()), threads=1)
+
+
+def call_rate(call: Any, x: np.ndarray, seconds: float) -> float:
+    """Rows/s of `call(x)` repeated for `seconds`."""
+    call(x)
+    calls, began = 0, time.perf_counter()
+    while time.perf_counter() - began < seconds:
+        call(x)
+        calls += 1
+    return round(calls * len(x) / (time.perf_counter() - began), 1)
+
+
 def model_call_rates(bundle: Path, seconds: float = 2.0) -> dict[str, float]:
-    """Single-row calls/s and rows/s in batches of 64, in this process, no HTTP."""
-    params = parse_params((bundle / "params.json").read_bytes())
-    model = ServedModel.open(bundle, params, threads=1)
+    """Single-row calls/s and rows/s in batches of 64: the model in this process, and through
+    its own process as the service calls it (a pipe round trip each), no HTTP."""
+    import asyncio
+
     rng = np.random.default_rng(0)
     row = rng.random((1, LAYERS[0]), dtype=np.float32)
     batch = rng.random((64, LAYERS[0]), dtype=np.float32)
-    rates = {}
-    for label, x in (("single_row_calls_per_s", row), ("batch64_rows_per_s", batch)):
-        model.predict(x)
-        calls, began = 0, time.perf_counter()
-        while time.perf_counter() - began < seconds:
-            model.predict(x)
-            calls += 1
-        rates[label] = round(calls * len(x) / (time.perf_counter() - began), 1)
+    predictor = predictor_of(bundle)
+    rates = {
+        "single_row_calls_per_s": call_rate(predictor.predict, row, seconds),
+        "batch64_rows_per_s": call_rate(predictor.predict, batch, seconds),
+    }
+
+    async def through_process() -> None:
+        process = ModelProcess(NAME, bundle, ProcessLimits())
+        await process.start()
+        loop = asyncio.get_running_loop()
+        try:
+            for label, x in (
+                ("process_single_row_calls_per_s", row),
+                ("process_batch64_rows_per_s", batch),
+            ):
+                await process.predict(x)
+                calls, began = 0, loop.time()
+                while loop.time() - began < seconds:
+                    await process.predict(x)
+                    calls += 1
+                rates[label] = round(calls * len(x) / (loop.time() - began), 1)
+        finally:
+            process.kill()
+
+    asyncio.run(through_process())
     return rates
 
 
@@ -248,7 +281,6 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="service processes")
     parser.add_argument("--batch-wait-ms", type=float, default=1.0)
     parser.add_argument("--max-batch", type=int, default=256)
-    parser.add_argument("--inference-threads", type=int, default=1)
     options = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
@@ -265,8 +297,7 @@ def main() -> None:
             keys = [f"x{i}" for i in range(LAYERS[0])]
             body.write_text(json.dumps({"keys": keys, "values": row, "model": NAME}))
             served = httpx.post(f"{url}/json", content=body.read_bytes(), timeout=30).json()
-            params = parse_params((bundle / "params.json").read_bytes())
-            local = ServedModel.open(bundle, params).predict(np.array([row], np.float32))
+            local = predictor_of(bundle).predict(np.array([row], np.float32))
             assert abs(served[0] - float(local[0, 0])) < 1e-5, (served, local)
             for _ in range(200):  # warm-up: loads, first batches
                 httpx.post(f"{url}/json", content=body.read_bytes(), timeout=30)
@@ -283,7 +314,6 @@ def main() -> None:
         "workers": options.workers,
         "batch_wait_ms": options.batch_wait_ms,
         "max_batch": options.max_batch,
-        "inference_threads": options.inference_threads,
         "connections": options.connections,
         "wrk_threads": options.threads,
         "duration_s": options.duration,
@@ -302,6 +332,10 @@ def main() -> None:
     print(
         f"in-process model: {rates['single_row_calls_per_s']:.0f} single-row calls/s, "
         f"{rates['batch64_rows_per_s']:.0f} rows/s in batches of 64"
+    )
+    print(
+        f"through its process: {rates['process_single_row_calls_per_s']:.0f} single-row calls/s, "
+        f"{rates['process_batch64_rows_per_s']:.0f} rows/s in batches of 64"
     )
     summary = {
         **{k: result[k] for k in ("req_per_s", "p50_ms", "p99_ms", "non_2xx")},
