@@ -23,7 +23,9 @@ FAILED = 4  # text: the model raised on these rows
 
 HEADER = struct.Struct("<BI")
 SHAPE = struct.Struct("<II")
-MAX_PAYLOAD = 1 << 31  # what a length of four bytes allows, and more than any request carries
+# Largest frame the server reads: a model answering with more (a hostile one could try gigabytes)
+# is treated as crashed and killed, instead of filling the server's memory.
+MAX_PAYLOAD = 256 * 2**20
 MAX_TEXT = 2000  # characters of an error message sent back
 
 
