@@ -127,3 +127,25 @@ def test_filling_rows_block_by_block_gives_the_same_rows_as_all_at_once(
     np.testing.assert_array_equal(blocks[0], whole[0])
     np.testing.assert_array_equal(blocks[1], whole[1])
     assert int(blocks[1][:, 1:5].sum()) == sum(2 * (2 - min(c, 2)) for c in pq_counts)
+
+
+def test_rows_placed_by_index_are_the_same_rows_in_that_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Event i lands in row rows[i]; the blocks scattered there hold exactly the plain rows."""
+    rng = np.random.default_rng(9)
+    n = 1000
+    counts = rng.integers(0, 5, n)
+    arrays = {
+        "a": ak.Array(rng.uniform(0, 10, n)),
+        "p": ak.unflatten(rng.uniform(1, 3, counts.sum()), counts),
+        "q": ak.unflatten(rng.uniform(10, 30, counts.sum()), counts),
+        "r": ak.unflatten(np.full(counts.sum(), 7.0), counts),
+    }
+    monkeypatch.setattr("mlaas4hep.flatten.flatten.ROWS_PER_BLOCK", 7)
+    flattener = Flattener(small_specs(), pad_value=PAD)
+    plain_x, plain_mask = flattener.transform(arrays)
+    rows = rng.permutation(n)
+    placed_x, placed_mask = flattener.transform(arrays, out=flattener.allocate(n), rows=rows)
+    np.testing.assert_array_equal(placed_x[rows], plain_x)
+    np.testing.assert_array_equal(placed_mask[rows], plain_mask)

@@ -90,6 +90,23 @@ def test_shuffling_is_seeded_and_only_reorders(sample: SampleSet, tmp_path: Path
     np.testing.assert_array_equal(a[0].x[key], plain[0].x[np.lexsort(plain[0].x.T)])
 
 
+def test_a_shuffled_chunk_is_the_plain_chunk_in_the_seeds_permutation(
+    sample: SampleSet, tmp_path: Path
+) -> None:
+    """Rows, masks and labels move together; the order is rng.permutation's for the seed."""
+    params = {"chunk_size": 5000, "shuffle": True, "seed": 3}  # > one block, both files
+    _, shuffled = run_pipeline(files_of(sample), tmp_path / "a", params)
+    _, plain = run_pipeline(files_of(sample), tmp_path / "b", {**params, "shuffle": False})
+    rng = np.random.default_rng(3)
+    for one, other in zip(shuffled, plain, strict=True):
+        order = rng.permutation(len(other.y))
+        assert not np.array_equal(order, np.arange(len(order)))
+        np.testing.assert_array_equal(one.x, other.x[order])
+        np.testing.assert_array_equal(one.mask, other.mask[order])
+        np.testing.assert_array_equal(one.y, other.y[order])
+        assert not np.array_equal(one.y, other.y)
+
+
 def test_chunk_size_minus_one_is_one_chunk(sample: SampleSet, tmp_path: Path) -> None:
     _, chunks = run_pipeline(files_of(sample), tmp_path, {"chunk_size": -1})
     assert len(chunks) == 1 and len(chunks[0].y) == 12000

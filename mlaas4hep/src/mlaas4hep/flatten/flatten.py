@@ -56,6 +56,7 @@ class Flattener:
         # The stacked contents are consumed at once, so one buffer serves every group: fresh
         # temporaries of this size cost more in page faults than the arithmetic itself.
         self._scratch = np.empty(0, dtype=self.dtype)
+        self._block: tuple[np.ndarray, np.ndarray] | None = None  # rows bound for scattering
 
     def normalise(self, key: str, values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """(values - min) / (max - min) in the output dtype; 0 for a constant branch."""
@@ -67,18 +68,25 @@ class Flattener:
         return np.empty((n, self.width), dtype=self.dtype), np.empty((n, self.width), np.uint8)
 
     def transform(
-        self, arrays: Mapping[str, Any], out: tuple[np.ndarray, np.ndarray] | None = None
+        self,
+        arrays: Mapping[str, Any],
+        out: tuple[np.ndarray, np.ndarray] | None = None,
+        rows: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(x, mask): float rows of `width` columns and a uint8 mask (1 = padded).
 
         With `out`, rows are written into the given arrays (e.g. a slice of a larger chunk).
+        With `rows` too, event i is written to row `rows[i]` of `out`: a shuffled chunk is
+        filled in its final order, with no permuted copy of the finished matrix.
         The rows are filled a block at a time (`ROWS_PER_BLOCK`): every column write lands in
         rows that are still in the CPU cache, where whole-chunk column passes would stream the
-        full matrix from memory once per column.
+        full matrix from memory once per column. A block bound for scattered rows is built in
+        a block-sized buffer, then copied row by row to its places.
         """
         specs = self.specs
         n = len(next(iter(arrays.values()))) if arrays else 0
         x, mask = out if out is not None else self.allocate(n)
+        block_x, block_mask = self._block_buffers() if rows is not None else (x, mask)
         flats = [flat_values(arrays[key]) for key in specs.fkeys]
         groups = [
             (keys, start, length, *self._group_parts(keys, length, arrays, n))
@@ -87,23 +95,32 @@ class Flattener:
         ]
         nflat = len(specs.fkeys)
         for first in range(0, n, ROWS_PER_BLOCK):
-            rows = slice(first, min(n, first + ROWS_PER_BLOCK))
-            x_rows, mask_rows = x[rows], mask[rows]
+            events = slice(first, min(n, first + ROWS_PER_BLOCK))
+            filled = slice(0, events.stop - first) if rows is not None else events
+            x_rows, mask_rows = block_x[filled], block_mask[filled]
             mask_rows[:, :nflat] = 0
             for j, (key, values) in enumerate(zip(specs.fkeys, flats, strict=True)):
-                self.normalise(key, values[rows], out=x_rows[:, j])
+                self.normalise(key, values[events], out=x_rows[:, j])
             for keys, start, length, offsets, contents in groups:
-                low, high = offsets[rows.start], offsets[rows.stop]
+                low, high = offsets[events.start], offsets[events.stop]
                 self._fill_group(
                     keys,
                     start,
                     length,
-                    np.diff(offsets[rows.start : rows.stop + 1]),
+                    np.diff(offsets[events.start : events.stop + 1]),
                     [content[low:high] for content in contents],
                     x_rows,
                     mask_rows,
                 )
+            if rows is not None:
+                x[rows[events]] = x_rows
+                mask[rows[events]] = mask_rows
         return x, mask
+
+    def _block_buffers(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._block is None or len(self._block[0]) < ROWS_PER_BLOCK:
+            self._block = self.allocate(ROWS_PER_BLOCK)
+        return self._block
 
     def _group_parts(
         self, keys: list[str], length: int, arrays: Mapping[str, Any], n: int

@@ -1,6 +1,7 @@
 """The chunk generator: each chunk takes the next slice of every file, in proportion to the
 file's share of the events (as the original RootDataGenerator did), flattens it with the global
-specs, attaches labels and optionally shuffles the rows with a seeded generator.
+specs, attaches labels and optionally shuffles the rows with a seeded generator (each event is
+flattened straight into its shuffled row, so shuffling costs no extra pass over the chunk).
 
 The next chunk is read in a background thread while the caller works on the current one, so
 ROOT decompression overlaps with flattening and training.
@@ -62,30 +63,28 @@ class ChunkGenerator:
         self.events_read = 0
         total = dataset.total_events if self.progress else 0
         with progress_bar("chunks", total, unit="events") as advance:
-            for chunk, n_read in self._chunks():
+            for chunk, n_read in self._chunks(rng if dataset.params.shuffle else None):
                 self.events_read += n_read
                 advance(n_read)
-                if dataset.params.shuffle and len(chunk.y) > 1:
-                    order = rng.permutation(len(chunk.y))
-                    chunk = Chunk(chunk.x[order], chunk.mask[order], chunk.y[order])
                 yield chunk
         self.seconds = time.perf_counter() - began
 
-    def _chunks(self) -> Iterator[tuple[Chunk, int]]:
+    def _chunks(self, rng: np.random.Generator | None) -> Iterator[tuple[Chunk, int]]:
         """Reading (and pre-processing) chunk k+1 in a background thread overlaps with
-        flattening chunk k, and with whatever the caller does with it, in this thread."""
+        flattening chunk k, and with whatever the caller does with it, in this thread.
+        With `rng`, each chunk's rows are shuffled."""
         streams = {f.listed: self.dataset.stream(f, f.step) for f in self.dataset.files}
         count = self.dataset.num_chunks
         if not self.prefetch:
             for _ in range(count):
-                yield self._flatten(*self._read(streams))
+                yield self._flatten(*self._read(streams), rng)
             return
         with ThreadPoolExecutor(1, thread_name_prefix="mlaas4hep-prefetch") as pool:
             pending: Future[tuple[list[tuple[InputFile, dict]], int]] | None = None
             for index in range(count):
                 current = pending.result() if pending else self._read(streams)
                 pending = pool.submit(self._read, streams) if index + 1 < count else None
-                yield self._flatten(*current)
+                yield self._flatten(*current, rng)
 
     def _read(
         self, streams: dict[str, Iterator[tuple[dict, int]]]
@@ -103,16 +102,34 @@ class ChunkGenerator:
             portions.append((f, arrays))
         return portions, n_read
 
-    def _flatten(self, portions: list[tuple[InputFile, dict]], n_read: int) -> tuple[Chunk, int]:
-        """Flatten each file's slice straight into its rows of one chunk (no concatenation)."""
+    def _flatten(
+        self,
+        portions: list[tuple[InputFile, dict]],
+        n_read: int,
+        rng: np.random.Generator | None,
+    ) -> tuple[Chunk, int]:
+        """Flatten each file's slice straight into its rows of one chunk (no concatenation).
+
+        With `rng` the rows come out in the order `rng.permutation(n)` gives (row i holds event
+        order[i]): each event is written to its place in that order as it is flattened.
+        """
         sizes = [len(next(iter(arrays.values()))) for _, arrays in portions]
-        x, mask = self.flattener.allocate(sum(sizes))
-        y = np.empty(sum(sizes), dtype=np.float32)
+        total = sum(sizes)
+        x, mask = self.flattener.allocate(total)
+        y = np.empty(total, dtype=np.float32)
+        place = None
+        if rng is not None and total > 1:
+            place = np.empty(total, dtype=np.intp)
+            place[rng.permutation(total)] = np.arange(total)
         row = 0
         for (f, arrays), size in zip(portions, sizes, strict=True):
-            rows = slice(row, row + size)
-            self.flattener.transform(arrays, out=(x[rows], mask[rows]))
-            y[rows] = self._labels(f, arrays, size)
+            events = slice(row, row + size)
+            if place is None:
+                self.flattener.transform(arrays, out=(x[events], mask[events]))
+                y[events] = self._labels(f, arrays, size)
+            else:
+                self.flattener.transform(arrays, out=(x, mask), rows=place[events])
+                y[place[events]] = self._labels(f, arrays, size)
             row += size
         return Chunk(x, mask, y), n_read
 
