@@ -3,8 +3,8 @@ file's share of the events (as the original RootDataGenerator did), flattens it 
 specs, attaches labels and optionally shuffles the rows with a seeded generator (each event is
 flattened straight into its shuffled row, so shuffling costs no extra pass over the chunk).
 
-The next chunk is read in a background thread while the caller works on the current one, so
-ROOT decompression overlaps with flattening and training.
+The next chunk is read and flattened in background threads while the caller works on the current
+one, so ROOT decompression, flattening and training overlap.
 """
 
 from __future__ import annotations
@@ -70,8 +70,9 @@ class ChunkGenerator:
         self.seconds = time.perf_counter() - began
 
     def _chunks(self, rng: np.random.Generator | None) -> Iterator[tuple[Chunk, int]]:
-        """Reading (and pre-processing) chunk k+1 in a background thread overlaps with
-        flattening chunk k, and with whatever the caller does with it, in this thread.
+        """Chunk k+1 is read (and pre-processed) in one background thread and flattened in
+        another while the caller works on chunk k: ROOT decompression, flattening and the
+        caller's training overlap, and at most one chunk is made ahead of the caller's.
         With `rng`, each chunk's rows are shuffled."""
         streams = {f.listed: self.dataset.stream(f, f.step) for f in self.dataset.files}
         count = self.dataset.num_chunks
@@ -79,12 +80,20 @@ class ChunkGenerator:
             for _ in range(count):
                 yield self._flatten(*self._read(streams), rng)
             return
-        with ThreadPoolExecutor(1, thread_name_prefix="mlaas4hep-prefetch") as pool:
-            pending: Future[tuple[list[tuple[InputFile, dict]], int]] | None = None
+        with (
+            ThreadPoolExecutor(1, thread_name_prefix="mlaas4hep-read") as reader,
+            ThreadPoolExecutor(1, thread_name_prefix="mlaas4hep-flatten") as flattener,
+        ):
+
+            def make_next() -> Future[tuple[Chunk, int]]:
+                read = reader.submit(self._read, streams)
+                return flattener.submit(lambda: self._flatten(*read.result(), rng))
+
+            ahead = make_next() if count else None
             for index in range(count):
-                current = pending.result() if pending else self._read(streams)
-                pending = pool.submit(self._read, streams) if index + 1 < count else None
-                yield self._flatten(*current, rng)
+                assert ahead is not None
+                current, ahead = ahead, make_next() if index + 1 < count else None
+                yield current.result()
 
     def _read(
         self, streams: dict[str, Iterator[tuple[dict, int]]]

@@ -26,6 +26,12 @@ from mlaas4hep.train.tasks import Task
 logger = logging.getLogger("mlaas4hep")
 
 
+def rows_of(array: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """`array[rows]` for sorted, distinct `rows`; the array itself (no copy of a chunk's whole
+    matrix) when they are all its rows, as when nothing is held out."""
+    return array if len(rows) == len(array) else array[rows]
+
+
 class ChunkCache:
     """Chunks of the first pass, kept while they fit in the memory budget."""
 
@@ -110,7 +116,7 @@ class Trainer:
                 parts = self.split(chunk_index, y)
                 if not len(parts.train):
                     continue
-                train = (chunk.x[parts.train], y[parts.train])
+                train = (rows_of(chunk.x, parts.train), rows_of(y, parts.train))
                 validation = (chunk.x[parts.validation], y[parts.validation])
                 records = self.adapter.fit_chunk(
                     train, validation, epochs_per_chunk, params.batch_size
