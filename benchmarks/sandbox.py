@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mlaas4hep.sample import write_sample
+from mlaas4hep.sample import TREE, write_sample
 from mlaas4hep.server import jobfolder
 from mlaas4hep.server.cgroups import CgroupLimits, JobCgroup
 from mlaas4hep.server.sandbox import SandboxSpec, bwrap_command, identity_files, set_rlimits
@@ -54,7 +54,8 @@ def small_job(base: Path, enabled: bool, n: int) -> Path:
     write_sample(inputs, events=300, basket_events=150)
     (inputs / "files.txt").write_text("ttH_signal.root\nttbar_background.root\n")
     (inputs / "labels.txt").write_text("1\n0\n")
-    (inputs / "params.json").write_text(json.dumps({"nevts": -1, "chunk_size": 300}))
+    params = {"branch": TREE, "chunk_size": 1000, "epochs": 1, "plots": False}
+    (inputs / "params.json").write_text(json.dumps(params))
     for path in [inputs, *inputs.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     identifier = f"{n:04x}benc{int(enabled)}"
@@ -99,10 +100,10 @@ def pipeline_figures(command: list[str], sandboxed: bool, base: Path) -> dict[st
     if not sandboxed:
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         return json.loads(output.strip().splitlines()[-1])
-    folder = base / "pipeline-job"
-    jobfolder.create(folder)
+    folder = Path(tempfile.mkdtemp(prefix="pipeline-job-", dir=base))
+    folder.chmod(0o755)
     (folder / "inputs").mkdir()
-    work = jobfolder.make_work_dir(folder, 201_234)
+    jobfolder.make_work_dir(folder, 201_234)
     box = spec(True, extra=(str(HERE), str(Path(command[-1]).resolve())))
     passwd, group = identity_files(box, folder)
     argv = bwrap_command(box, folder, passwd, group, command)
@@ -123,7 +124,7 @@ def pipeline_figures(command: list[str], sandboxed: bool, base: Path) -> dict[st
         ).stdout
     finally:
         cgroup.remove()
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
     return json.loads(output.strip().splitlines()[-1])
 
 
