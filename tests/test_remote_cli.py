@@ -99,6 +99,8 @@ def test_run_uploads_runs_the_pipeline_container_streams_and_downloads(
     assert "MLaaS4HEP workflow" in result.stdout and "test metrics" in result.stdout
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["exit_code"] == 0 and summary["run_folder"] == str(tmp_path / "run")
+    remote = Path(summary["remote_folder"])  # the "VM" is this machine
+    assert remote.stat().st_mode & 0o777 == 0o700, "the remote run folder is the user's alone"
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["test"]["auc"] > 0.8
     assert (tmp_path / "run" / "tfaas").is_dir()
@@ -134,3 +136,19 @@ def test_unknown_deployments_and_missing_arguments_are_explained(config_home: Pa
     assert unknown.returncode == 2 and "no deployment 'nope'" in unknown.stderr
     empty = cli("run", "analysis")
     assert empty.returncode == 2 and "give the workflow's arguments after --" in empty.stderr
+
+
+def test_an_ssh_key_the_im_hands_out_is_kept_private_and_goes_with_the_deployment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlaas4hep_cli.remote import forget_keys, private_key_file
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    os.umask(0o022)
+    key = private_key_file("im-123", 0, "-----BEGIN OPENSSH PRIVATE KEY-----\nsecret\n")
+    assert key.is_relative_to(tmp_path / "config"), "not in a shared temporary folder"
+    assert key.stat().st_mode & 0o777 == 0o600 and key.parent.stat().st_mode & 0o777 == 0o700
+    again = private_key_file("im-123", 0, "-----BEGIN OPENSSH PRIVATE KEY-----\nnew\n")
+    assert again == key and "new" in key.read_text()
+    forget_keys("im-123")
+    assert not key.exists()
