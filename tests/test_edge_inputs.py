@@ -12,9 +12,14 @@ import numpy as np
 import pytest
 import uproot
 
+from mlaas4hep.dataset import Dataset
 from mlaas4hep.errors import BranchError, DataValueError
+from mlaas4hep.generator import ChunkGenerator
+from mlaas4hep.params import parse_params
+from mlaas4hep.preprocess import parse_preproc
 from mlaas4hep.reader import BranchKind, LabelSource, open_events
-from mlaas4hep.sample import SampleSet
+from mlaas4hep.sample import TREE, SampleSet
+from mlaas4hep.specs.specs_pass import obtain_specs
 
 from helpers import run_pipeline
 from support import rootfiles
@@ -119,6 +124,24 @@ def test_a_cut_keeping_no_event_fails_naming_the_cut_before_anything_is_written(
         message
     )
     assert not list(tmp_path.rglob("*.json"))
+
+
+def test_with_specs_given_a_cut_keeping_no_event_fails_naming_the_cut(
+    sample: SampleSet, tmp_path: Path
+) -> None:
+    """No first pass runs when specs are given: the chunk pass itself must say it."""
+    files = [str(f) for f in sample.files]
+    labels = LabelSource(per_file=(1.0, 0.0))
+    parameters = parse_params({"branch": TREE})
+    with Dataset.open(files, labels, parameters, parse_preproc(None)) as dataset:
+        obtain_specs(dataset, tmp_path / "first")
+    given = tmp_path / "first" / "global-specs.json"
+    preproc = parse_preproc({"flat_cut": {"HT": {"cut": "HT<0"}}})
+    with Dataset.open(files, labels, parameters, preproc) as dataset:
+        specs = obtain_specs(dataset, tmp_path / "second", specs_path=given)
+        chunks = ChunkGenerator(dataset, specs, progress=False)
+        with pytest.raises(DataValueError, match=r"no event passes the cuts: .*'HT<0' keeps 0"):
+            next(iter(chunks))
 
 
 def write_tree(path: Path, branches: dict[str, np.ndarray]) -> Path:

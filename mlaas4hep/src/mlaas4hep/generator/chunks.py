@@ -62,12 +62,18 @@ class ChunkGenerator:
         began = time.perf_counter()
         self.events_read = 0
         total = dataset.total_events if self.progress else 0
+        rows = 0
         with progress_bar("chunks", total, unit="events") as advance:
             for chunk, n_read in self._chunks(rng if dataset.params.shuffle else None):
                 self.events_read += n_read
+                rows += len(chunk.y)
                 advance(n_read)
-                yield chunk
+                if len(chunk.y):  # a slice the cuts emptied is no chunk for anyone
+                    yield chunk
         self.seconds = time.perf_counter() - began
+        if rows == 0 and self.events_read:
+            # With specs given (no first pass here), the cuts are only met now.
+            raise DataValueError(dataset.no_events_left(self.events_read))
 
     def _chunks(self, rng: np.random.Generator | None) -> Iterator[tuple[Chunk, int]]:
         """Chunk k+1 is read (and pre-processed) in one background thread and flattened in
