@@ -114,7 +114,7 @@ def main() -> None:
     task = Task("binary", (0.0, 1.0))
     with Dataset.open(files, LabelSource(per_file=(1.0, 0.0)), params, parse_preproc(None)) as ds:
         specs, _ = compute_specs(ds)
-        generator = ChunkGenerator(ds, specs, progress=False)
+        generator = ChunkGenerator(ds, specs, progress=False, flatten_ahead=True)
         everything = list(generator)
         whole = Chunk(
             np.concatenate([c.x for c in everything]),

@@ -20,11 +20,15 @@ def run_pipeline(
     preproc: dict | None = None,
     labels: LabelSource | None = None,
     prefetch: bool = True,
+    flatten_ahead: bool = False,
 ) -> tuple[Specs, list[Chunk]]:
     """Specs and every chunk for the given inputs, as the chunk pass produces them."""
     labels = labels or LabelSource(per_file=tuple(1.0 - (i % 2) for i in range(len(files))))
     parameters = parse_params({"branch": TREE, **(params or {})})
     with Dataset.open(files, labels, parameters, parse_preproc(preproc)) as dataset:
         specs = obtain_specs(dataset, run_dir)
-        chunks = list(ChunkGenerator(dataset, specs, prefetch=prefetch, progress=False))
+        generator = ChunkGenerator(
+            dataset, specs, prefetch=prefetch, progress=False, flatten_ahead=flatten_ahead
+        )
+        chunks = list(generator)
     return specs, chunks

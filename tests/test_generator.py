@@ -123,7 +123,12 @@ def test_background_reading_gives_the_same_chunks(sample: SampleSet, tmp_path: P
     _, without = run_pipeline(
         files_of(sample), tmp_path / "b", params, SEED_PREPROC, prefetch=False
     )
-    assert len(with_prefetch) == len(without)
-    for one, other in zip(with_prefetch, without, strict=True):
+    _, ahead = run_pipeline(
+        files_of(sample), tmp_path / "c", params, SEED_PREPROC, flatten_ahead=True
+    )
+    assert len(with_prefetch) == len(without) == len(ahead)
+    for one, other, third in zip(with_prefetch, without, ahead, strict=True):
+        np.testing.assert_array_equal(one.x, third.x)
+        np.testing.assert_array_equal(one.y, third.y)
         np.testing.assert_array_equal(one.x, other.x)
         np.testing.assert_array_equal(one.mask, other.mask)

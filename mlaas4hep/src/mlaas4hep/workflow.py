@@ -108,7 +108,7 @@ def run_workflow(
     ) as dataset:
         specs = obtain_specs(dataset, run_dir, specs_path, SpecsCache.default())
         lap("specs")
-        generator = ChunkGenerator(dataset, specs)
+        generator = ChunkGenerator(dataset, specs, flatten_ahead=True)
         task = detect(dataset, specs, generator, params)
         logger.info(
             "task: %s%s",

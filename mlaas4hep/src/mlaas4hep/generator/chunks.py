@@ -39,12 +39,21 @@ class ChunkGenerator:
     """Iterate over a dataset chunk by chunk; iterating again starts from the beginning."""
 
     def __init__(
-        self, dataset: Dataset, specs: Specs, prefetch: bool = True, progress: bool = True
+        self,
+        dataset: Dataset,
+        specs: Specs,
+        prefetch: bool = True,
+        progress: bool = True,
+        flatten_ahead: bool = False,
     ) -> None:
         self.dataset = dataset
         self.specs = specs
         self.flattener = Flattener(specs, pad_value=dataset.params.nan)
         self.prefetch = prefetch
+        # Flatten the next chunk in a thread of its own too: worth it while the caller is busy
+        # with the current chunk (training); when it is not, the extra thread only competes with
+        # ROOT decompression for the cores.
+        self.flatten_ahead = flatten_ahead
         self.progress = progress
         self.events_read = 0
         self.seconds = 0.0
@@ -76,15 +85,25 @@ class ChunkGenerator:
             raise DataValueError(dataset.no_events_left(self.events_read))
 
     def _chunks(self, rng: np.random.Generator | None) -> Iterator[tuple[Chunk, int]]:
-        """Chunk k+1 is read (and pre-processed) in one background thread and flattened in
-        another while the caller works on chunk k: ROOT decompression, flattening and the
-        caller's training overlap, and at most one chunk is made ahead of the caller's.
-        With `rng`, each chunk's rows are shuffled."""
+        """Chunk k+1 is read (and pre-processed) in a background thread while chunk k is
+        flattened and used; with `flatten_ahead`, chunk k+1 is also flattened in another
+        thread while the caller works on chunk k, so ROOT decompression, flattening and
+        training overlap. At most one chunk is made ahead of the caller's. With `rng`, each
+        chunk's rows are shuffled."""
         streams = {f.listed: self.dataset.stream(f, f.step) for f in self.dataset.files}
         count = self.dataset.num_chunks
         if not self.prefetch:
             for _ in range(count):
                 yield self._flatten(*self._read(streams), rng)
+            return
+        if not self.flatten_ahead:
+            with ThreadPoolExecutor(1, thread_name_prefix="mlaas4hep-read") as reader:
+                pending = reader.submit(self._read, streams) if count else None
+                for index in range(count):
+                    assert pending is not None
+                    current = pending.result()
+                    pending = reader.submit(self._read, streams) if index + 1 < count else None
+                    yield self._flatten(*current, rng)
             return
         with (
             ThreadPoolExecutor(1, thread_name_prefix="mlaas4hep-read") as reader,
