@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import stat
 import subprocess
@@ -106,7 +107,8 @@ def test_the_local_target_renders_without_tosca(tmp_path: Path) -> None:
 
 
 def test_the_compose_env_is_what_ansibles_template_module_writes(tmp_path: Path) -> None:
-    """`render` runs Ansible's template engine in-process; the template module must agree."""
+    """`render` runs Ansible's template engine in a forked child (its patches of interpreter
+    globals stay out of the caller); the template module must agree."""
     from mlaas4hep_cli.config import load_config
     from mlaas4hep_cli.deployment_vars import ansible_vars
     from mlaas4hep_cli.home import toolkit_home
@@ -118,6 +120,7 @@ def test_the_compose_env_is_what_ansibles_template_module_writes(tmp_path: Path)
     for name, document in (("cloud", CLOUD), ("local", local)):
         variables = ansible_vars(load_config(write(tmp_path, document)))
         ours = render_compose_env(variables, tmp_path / name / "compose.env")
+        assert inspect.isbuiltin(sys.intern), "Ansible's patches leaked into the caller"
         values = tmp_path / name / "values.json"
         values.write_text(json.dumps(variables))
         engine = variables.get("mlaas4hep_container_engine", "docker")

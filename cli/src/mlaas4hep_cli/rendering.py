@@ -81,12 +81,22 @@ def render(config: DeploymentConfig, out: Path) -> Rendered:
 def render_compose_env(variables: dict[str, Any], target: Path) -> Path:
     """The stack role's env.j2, rendered by Ansible's own template engine with the role's vars.
 
-    The engine runs in this process: the `ansible` command's start-up and the copy module it
-    runs would cost about two seconds. Variables take the precedence a deployment gives them
-    (role defaults, then role vars, then the deployment's values), each loaded the way Ansible
-    loads an `-e @file`, and the template gets the template module's own variables and options,
-    so the result is what the role writes on a deployment.
+    The engine runs in a forked child of this process: the `ansible` command's start-up and the
+    copy module it runs would cost about two seconds, and importing Ansible here would leave its
+    patches of interpreter globals (`sys.intern`) in the caller, which breaks PyTorch's compiler
+    in any process that renders and later trains (the demo, a notebook, the tests).
     """
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(1) as child:
+        return child.apply(_render_compose_env, (variables, target))
+
+
+def _render_compose_env(variables: dict[str, Any], target: Path) -> Path:
+    """Variables take the precedence a deployment gives them (role defaults, then role vars,
+    then the deployment's values), each loaded the way Ansible loads an `-e @file`, and the
+    template gets the template module's own variables and options, so the result is what the
+    role writes on a deployment."""
     from ansible.errors import AnsibleError
     from ansible.parsing.dataloader import DataLoader
     from ansible.template import Templar, generate_ansible_template_vars, trust_as_template
