@@ -67,13 +67,7 @@ def test_a_finished_model_is_published_and_serves_predictions(
             "job_name": "higgs",
         },
     ).json()["job_id"]
-    job = server.wait_final(alice, job_id)
-    assert job["state"] == "SUCCEEDED", job["reason"]
-    deadline = time.monotonic() + 60
-    while "published" not in job["result"] and "publish_error" not in job["result"]:
-        assert time.monotonic() < deadline, "the model was never published"
-        time.sleep(0.5)
-        job = alice.get(f"/jobs/{job_id}").json()
+    job = published(server, alice, job_id)
     assert "publish_error" not in job["result"], job["result"]
     model = job["result"]["published"]["model"]
     assert model == f"higgs-{job_id}"
