@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from mlaas4hep.reader.source import load_xrootd_client
 from mlaas4hep.sample import SampleSet, write_sample
 
 from support.oidc_provider import OidcProvider, start_provider
@@ -16,6 +17,7 @@ from support.workflow_server import ServerProcess
 from support.xrootd import XRootDServer, server_base, start_gsi_xrootd, start_xrootd
 
 SAMPLE_EVENTS = 6000
+load_xrootd_client()  # tests import TensorFlow directly too, which XRootD cannot follow
 
 
 @pytest.fixture(autouse=True)

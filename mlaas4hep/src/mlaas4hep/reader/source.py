@@ -24,6 +24,16 @@ for _key, _value in _XROOTD_DEFAULTS.items():
     os.environ.setdefault(_key, _value)
 
 
+def load_xrootd_client() -> None:
+    """Load the XRootD client library now, before any model code: loaded after TensorFlow's
+    libraries (the PyPI builds of both), it crashes the process when the first `root://` file
+    is opened. It costs about 30 ms; without the XRootD bindings it does nothing."""
+    import contextlib
+
+    with contextlib.suppress(ImportError):
+        import XRootD.client  # noqa: F401
+
+
 def is_remote(location: str) -> bool:
     return location.startswith(REMOTE_SCHEMES)
 

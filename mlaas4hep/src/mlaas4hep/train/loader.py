@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import Any
 
 from mlaas4hep.errors import FrameworkMissing, ModelError, did_you_mean
+from mlaas4hep.reader.source import load_xrootd_client
 from mlaas4hep.train.adapters.base import ModelAdapter
 from mlaas4hep.train.builtins import BUILTINS
 from mlaas4hep.train.tasks import Task
@@ -26,6 +27,7 @@ BUILTIN_PREFIX = "builtin:"
 
 def load_model(spec: str, idim: int, task: Task) -> tuple[ModelAdapter, str]:
     """The adapter for `spec` (a path or builtin:NAME) and a one-line description."""
+    load_xrootd_client()  # before the model's TensorFlow, which it cannot follow
     if spec.startswith(BUILTIN_PREFIX):
         name = spec.removeprefix(BUILTIN_PREFIX)
         builtin = BUILTINS.get(name)
