@@ -217,7 +217,7 @@ def run_workflow(
             else:
                 sftp.put(str(local), target)
         command = (
-            f"{shlex.quote(engine)} run --rm --network host --user \"$(id -u):$(id -g)\" "
+            f'{shlex.quote(engine)} run --rm --network host --user "$(id -u):$(id -g)" '
             f"-v {shlex.quote(remote_dir)}:/job "
             f"-w /job/inputs -e HOME=/job {shlex.quote(image)} mlaas4hep-workflow "
             + " ".join(shlex.quote(a) for a in remote_args)
