@@ -7,20 +7,18 @@ jagged feature per member, grouped as one collection like the branches of a TTre
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from mlaas4hep.errors import InputFileError
-from mlaas4hep.reader.events import EventSource, add_form, first_line
+from mlaas4hep.reader.events import add_form, first_line
+from mlaas4hep.reader.tree import RootObject
 
 
 @dataclass
-class RootNTuple(EventSource):
-    executor: Executor | None = None
-    _file: Any = field(default=None, repr=False)
-    _ntuple: Any = field(default=None, repr=False)
+class RootNTuple(RootObject):
+    interprets_in_executor: ClassVar[bool] = False  # uproot's RNTuple reader takes no such pool
 
     @classmethod
     def from_object(
@@ -28,7 +26,7 @@ class RootNTuple(EventSource):
     ) -> RootNTuple:
         """Takes over the opened file `handle`, which holds `ntuple`."""
         self = cls(location, name, format="RNTuple", executor=executor, _file=handle)
-        self._ntuple = ntuple
+        self._object = ntuple
         try:
             form = ntuple.to_akform()[0]
         except Exception as exc:  # uproot cannot describe some field types
@@ -39,25 +37,3 @@ class RootNTuple(EventSource):
         for key, content in zip(form.fields, form.contents, strict=True):
             add_form(self, key, content)
         return self
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-    @property
-    def num_entries(self) -> int:
-        return int(self._ntuple.num_entries)
-
-    def _batches(
-        self, columns: list[str], start: int, stop: int, step: int
-    ) -> Iterator[dict[str, Any]]:
-        wanted = set(columns)
-        return self._ntuple.iterate(
-            filter_name=lambda name: name in wanted,  # top-level field names only
-            entry_start=start,
-            entry_stop=stop,
-            step_size=step,
-            how=dict,
-            decompression_executor=self.executor,
-        )

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import uproot
 
@@ -66,12 +66,45 @@ def leaf_list_fields(interpretation: Any) -> dict[str, bool] | None:
 
 
 @dataclass
-class RootTree(EventSource):
-    """An opened tree: its branches by kind and chunked reads of a chosen subset."""
+class RootObject(EventSource):
+    """A TTree or an RNTuple of an open ROOT file: both go with their file, and both are read in
+    entry ranges by uproot's `iterate` (only a TTree interprets in the executor too)."""
 
     executor: Executor | None = None
     _file: Any = field(default=None, repr=False)
-    _tree: Any = field(default=None, repr=False)
+    _object: Any = field(default=None, repr=False)
+    interprets_in_executor: ClassVar[bool] = True
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    @property
+    def num_entries(self) -> int:
+        return int(self._object.num_entries)
+
+    def _batches(
+        self, columns: list[str], start: int, stop: int, step: int
+    ) -> Iterator[dict[str, Any]]:
+        """Unlike repeated `arrays` calls, baskets straddling two ranges are decompressed once."""
+        wanted = set(columns)
+        executors = {"decompression_executor": self.executor}
+        if self.interprets_in_executor:
+            executors["interpretation_executor"] = self.executor
+        return self._object.iterate(
+            filter_name=lambda name: name in wanted,  # top-level names, never uproot expressions
+            entry_start=start,
+            entry_stop=stop,
+            step_size=step,
+            how=dict,
+            **executors,
+        )
+
+
+@dataclass
+class RootTree(RootObject):
+    """An opened tree: its branches by kind and chunked reads of a chosen subset."""
 
     @classmethod
     def open(cls, location: str, tree_name: str, executor: Executor | None = None) -> EventSource:
@@ -86,7 +119,7 @@ class RootTree(EventSource):
             from mlaas4hep.reader.rntuple import RootNTuple
 
             return RootNTuple.from_object(location, tree_name, handle, found, executor)
-        self = cls(location, tree_name, executor=executor, _file=handle, _tree=found)
+        self = cls(location, tree_name, executor=executor, _file=handle, _object=found)
         for name, branch in found.iteritems(recursive=False):
             self._classify(name, branch)
         return self
@@ -110,30 +143,6 @@ class RootTree(EventSource):
         counter = getattr(branch, "count_branch", None)
         if kind is BranchKind.JAGGED and counter is not None:
             self.counters[name] = counter.name
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-    @property
-    def num_entries(self) -> int:
-        return int(self._tree.num_entries)
-
-    def _batches(
-        self, columns: list[str], start: int, stop: int, step: int
-    ) -> Iterator[dict[str, Any]]:
-        """Unlike repeated `arrays` calls, baskets straddling two ranges are decompressed once."""
-        wanted = set(columns)
-        return self._tree.iterate(
-            filter_name=lambda name: name in wanted,  # names, never uproot expressions
-            entry_start=start,
-            entry_stop=stop,
-            step_size=step,
-            how=dict,
-            decompression_executor=self.executor,
-            interpretation_executor=self.executor,
-        )
 
 
 def _why(interpretation: Any, typename: str) -> str:
