@@ -12,7 +12,7 @@ from rich.table import Table
 
 from mlaas4hep import log
 from mlaas4hep.chunking import ChunkSummary, run_chunks
-from mlaas4hep.commands.errors import user_errors
+from mlaas4hep.exits import user_errors
 from mlaas4hep.params import load_params
 from mlaas4hep.preprocess import load_preproc
 from mlaas4hep.reader import read_file_list, read_labels

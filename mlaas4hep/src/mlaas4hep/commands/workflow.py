@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mlaas4hep import log
-from mlaas4hep.commands.errors import user_errors
+from mlaas4hep.exits import user_errors
 from mlaas4hep.params import load_params
 from mlaas4hep.runfolder import default_run_dir, run_folder
 from mlaas4hep.train.builtins import describe_builtins

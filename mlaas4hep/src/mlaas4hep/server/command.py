@@ -9,7 +9,7 @@ import typer
 import uvicorn
 
 from mlaas4hep import log
-from mlaas4hep.commands.errors import user_errors
+from mlaas4hep.exits import user_errors
 from mlaas4hep.server.settings import load_settings
 
 

@@ -10,7 +10,7 @@ import typer
 import uvicorn
 
 from mlaas4hep import log
-from mlaas4hep.commands.errors import user_errors
+from mlaas4hep.exits import user_errors
 from mlaas4hep.tfaas.repository import ModelRepository
 from mlaas4hep.tfaas.settings import CONFIG_VARIABLE, load_settings
 

@@ -19,7 +19,7 @@ from typing import Annotated, Optional
 import typer
 
 from mlaas4hep import log
-from mlaas4hep.commands.errors import user_errors
+from mlaas4hep.exits import user_errors
 from mlaas4hep.x509.credentials import PassphraseSource
 from mlaas4hep.x509.durations import format_duration
 from mlaas4hep.x509.renewer import renew_proxy

@@ -1,4 +1,7 @@
-"""The one place where errors become a user message and an exit code."""
+"""The one place where errors become a user message and an exit code.
+
+Shared by every command-line entry point: the pipeline commands and the services alike.
+"""
 
 from __future__ import annotations
 
