@@ -24,6 +24,22 @@ class InputFileError(MlaasError):
     """A ROOT file or list file that cannot be used (missing, corrupt, wrong tree, ...)."""
 
 
+class AuthRefused(InputFileError):
+    """A remote server refused our credentials.
+
+    The reader says only that; the entry points add what is wrong with the local X.509 proxy
+    (`mlaas4hep.exits.diagnosed_auth_failures`), so reading never depends on the x509 package.
+    """
+
+    def __init__(self, message: str, diagnosis: str = "") -> None:
+        super().__init__(message, diagnosis)
+        self.message = message
+        self.diagnosis = diagnosis
+
+    def __str__(self) -> str:
+        return f"{self.message}: {self.diagnosis}" if self.diagnosis else self.message
+
+
 class BranchError(MlaasError):
     """A branch that is missing, misspelt or inconsistent across files."""
 

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import typer
 from rich.markup import escape
 
-from mlaas4hep.errors import MlaasError
+from mlaas4hep.errors import AuthRefused, MlaasError
 from mlaas4hep.log import console
 
 
@@ -29,3 +29,21 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         raise typer.Exit(130) from None
+
+
+@contextmanager
+def diagnosed_auth_failures() -> Iterator[None]:
+    """A server's refusal (AuthRefused) gets what is wrong with the local X.509 proxy added.
+
+    For the entry points that read data (pipeline and workflow commands, the job runner): the
+    reader cannot tell a missing proxy from an expired or untrusted one, this process can. The
+    x509 package is imported only when a refusal happens.
+    """
+    try:
+        yield
+    except AuthRefused as exc:
+        if not exc.diagnosis:
+            from mlaas4hep.x509.diagnose import explain_auth_failure
+
+            exc.diagnosis = explain_auth_failure()
+        raise

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from mlaas4hep import log
 from mlaas4hep.chunking import ChunkSummary, run_chunks
-from mlaas4hep.exits import user_errors
+from mlaas4hep.exits import diagnosed_auth_failures, user_errors
 from mlaas4hep.params import load_params
 from mlaas4hep.preprocess import load_preproc
 from mlaas4hep.reader import read_file_list, read_labels
@@ -74,7 +74,7 @@ def chunks(
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """Compute specs and build every training chunk; print a summary."""
-    with user_errors():
+    with user_errors(), diagnosed_auth_failures():
         parameters = load_params(params)
         log.configure(parameters.verbose)
         file_list = read_file_list(files)

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mlaas4hep import log
-from mlaas4hep.exits import user_errors
+from mlaas4hep.exits import diagnosed_auth_failures, user_errors
 from mlaas4hep.params import load_params
 from mlaas4hep.runfolder import default_run_dir, run_folder
 from mlaas4hep.train.builtins import describe_builtins
@@ -40,7 +40,7 @@ def workflow(
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """Train a model on ROOT ntuples; everything goes into one run folder."""
-    with user_errors():
+    with user_errors(), diagnosed_auth_failures():
         parameters = load_params(params)
         log.configure(parameters.verbose)
         target = fout or default_run_dir()

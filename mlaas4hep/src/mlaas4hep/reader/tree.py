@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import uproot
 
-from mlaas4hep.errors import InputFileError, did_you_mean
+from mlaas4hep.errors import AuthRefused, InputFileError, did_you_mean
 from mlaas4hep.reader.events import BranchKind, EventSource, first_line
 from mlaas4hep.reader.source import is_remote
 
@@ -178,11 +178,7 @@ def open_root_file(location: str) -> Any:
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}".strip()
         if is_remote(location) and "Auth failed" in reason:
-            from mlaas4hep.x509.diagnose import explain_auth_failure
-
-            raise InputFileError(
-                f"{location}: the server refused authentication: {explain_auth_failure()}"
-            ) from None
+            raise AuthRefused(f"{location}: the server refused authentication") from None
         hint = ""
         if is_remote(location):
             hint = " (is the host reachable, and is a valid X.509 proxy set in X509_USER_PROXY?)"

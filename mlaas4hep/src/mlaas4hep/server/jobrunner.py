@@ -55,6 +55,7 @@ def run(folder: Path) -> int:
     os.chdir(inputs)
     from mlaas4hep import log
     from mlaas4hep.errors import MlaasError
+    from mlaas4hep.exits import diagnosed_auth_failures
     from mlaas4hep.runfolder import run_folder
     from mlaas4hep.workflow import run_workflow
 
@@ -67,7 +68,7 @@ def run(folder: Path) -> int:
         flush=True,
     )
     try:
-        with run_folder(folder / "work" / "run") as work:
+        with diagnosed_auth_failures(), run_folder(folder / "work" / "run") as work:
             result = run_workflow(
                 spec["files"],
                 spec["labels"],
