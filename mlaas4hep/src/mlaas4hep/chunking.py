@@ -18,8 +18,8 @@ from mlaas4hep.generator import ChunkGenerator
 from mlaas4hep.params import Params
 from mlaas4hep.preprocess import Preproc
 from mlaas4hep.reader import LabelSource
+from mlaas4hep.runfolder import write_json_atomic
 from mlaas4hep.specs import SpecsCache, obtain_specs
-from mlaas4hep.specs.specs import write_json_atomic
 
 logger = logging.getLogger("mlaas4hep")
 

@@ -23,8 +23,8 @@ from mlaas4hep.generator import ChunkGenerator
 from mlaas4hep.params import Params, load_params
 from mlaas4hep.preprocess import load_preproc
 from mlaas4hep.reader import read_file_list, read_labels
+from mlaas4hep.runfolder import write_json_atomic
 from mlaas4hep.specs import SpecsCache, obtain_specs
-from mlaas4hep.specs.specs import write_json_atomic
 
 logger = logging.getLogger("mlaas4hep")
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from mlaas4hep.runfolder import write_json_atomic
 from mlaas4hep.specs import Specs
-from mlaas4hep.specs.specs import write_json_atomic
 from mlaas4hep.train.adapters.base import ModelAdapter, as_probabilities
 from mlaas4hep.train.tasks import Task
 

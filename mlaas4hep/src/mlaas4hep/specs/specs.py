@@ -12,8 +12,6 @@ original's) give each jagged key its own group, i.e. the original column layout.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from mlaas4hep.errors import ConfigError
+from mlaas4hep.runfolder import write_json_atomic
 
 
 @dataclass
@@ -221,18 +220,3 @@ class Specs:
 
     def save(self, path: str | Path) -> Path:
         return write_json_atomic(Path(path), self.to_json())
-
-
-def write_json_atomic(path: Path, document: Any) -> Path:
-    """Write JSON so that readers never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(document, handle, indent=1)
-            handle.write("\n")
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

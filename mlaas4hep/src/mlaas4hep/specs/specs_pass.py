@@ -15,7 +15,8 @@ from mlaas4hep.dataset import Dataset
 from mlaas4hep.errors import DataValueError
 from mlaas4hep.log import progress_bar
 from mlaas4hep.reader import BranchKind
-from mlaas4hep.specs.specs import FileSpecs, Specs, write_json_atomic
+from mlaas4hep.runfolder import write_json_atomic
+from mlaas4hep.specs.specs import FileSpecs, Specs
 
 logger = logging.getLogger("mlaas4hep")
 
