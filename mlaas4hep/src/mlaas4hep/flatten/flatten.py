@@ -3,7 +3,8 @@
 Row layout: the flat keys, then each jagged group (the branches of one collection, sharing a
 counter such as nJets) object by object: jetPt_0, jetEta_0, ..., jetPt_1, jetEta_1, ... up to the
 group's `jdim`. A group of one branch is the original tool's layout (key_0 .. key_{jdim-1}).
-Values are min-max normalised per branch with the specs' ranges (a constant branch maps to 0);
+Values are min-max normalised per branch with the specs' ranges (mlaas4hep.normalise, which
+TFaaS applies to raw values too; a constant branch maps to 0);
 missing objects hold the `nan` parameter and have mask 1, real values mask 0.
 
 Everything is whole-array numpy work. A group's columns form an (events, objects, fields) block;
@@ -22,6 +23,7 @@ import numpy as np
 
 from mlaas4hep.arrays import flat_values, jagged_parts
 from mlaas4hep.errors import DataValueError
+from mlaas4hep.normalise import min_max, normalise
 from mlaas4hep.specs import Specs
 
 logger = logging.getLogger("mlaas4hep")
@@ -43,9 +45,7 @@ class Flattener:
         self._offset: dict[str, float] = {}
         self._scale: dict[str, float] = {}
         for key in [*specs.fkeys, *specs.jkeys]:
-            low, high = specs.minv[key], specs.maxv[key]
-            self._offset[key] = low
-            self._scale[key] = 1.0 / (high - low) if high > low else 0.0
+            self._offset[key], self._scale[key] = min_max(specs.minv[key], specs.maxv[key])
         self._groups: list[tuple[list[str], int, int]] = []  # (keys, first column, jdim)
         column = len(specs.fkeys)
         for group in specs.jgroups:
@@ -60,9 +60,7 @@ class Flattener:
 
     def normalise(self, key: str, values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """(values - min) / (max - min) in the output dtype; 0 for a constant branch."""
-        result = np.subtract(values, self._offset[key], out=out, dtype=self.dtype, casting="unsafe")
-        result *= self.dtype.type(self._scale[key])
-        return result
+        return normalise(values, self._offset[key], self._scale[key], out, self.dtype)
 
     def allocate(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         return np.empty((n, self.width), dtype=self.dtype), np.empty((n, self.width), np.uint8)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from mlaas4hep import normalise as minmax
 from mlaas4hep.tfaas.errors import BadRequest, ModelFileError, clip
 from mlaas4hep.tfaas.model_process import ModelProcess, ProcessLimits
 from mlaas4hep.tfaas.params import ModelParams
@@ -122,7 +123,7 @@ class ServedModel:
         if normalise:
             if self.offset is None or self.scale is None:
                 raise BadRequest(f"model {self.name!r} has no specs to normalise with")
-            x = (x - self.offset) * self.scale
+            x = minmax.normalise(x, self.offset, self.scale)
         return x, single
 
     def refuse_non_finite(self, x: np.ndarray, keys: Any) -> None:
@@ -191,7 +192,7 @@ def read_columns(folder: Path, params: ModelParams) -> list[str] | None:
 def normalisation(
     folder: Path, params: ModelParams, width: int
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Per-column offset and scale from the training specs (the pipeline's min-max)."""
+    """Per-column offset and scale from the training specs (the pipeline's own min-max)."""
     if not params.specs:
         return None, None
     from mlaas4hep.errors import MlaasError
@@ -203,10 +204,4 @@ def normalisation(
         raise ModelFileError(f"specs file {params.specs!r}: {exc}") from None
     if specs.width != width:
         raise ModelFileError(f"{params.specs} describes {specs.width} columns, not {width}")
-    offset = np.zeros(width, np.float32)
-    scale = np.ones(width, np.float32)
-    for key, columns in specs.branch_columns().items():
-        low, high = specs.minv[key], specs.maxv[key]
-        offset[columns] = low
-        scale[columns] = 1.0 / (high - low) if high > low else 0.0
-    return offset, scale
+    return minmax.column_normalisation(specs)
