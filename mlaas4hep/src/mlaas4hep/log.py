@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -25,8 +24,6 @@ from rich.progress import (
 
 logger = logging.getLogger("mlaas4hep")
 console = Console(stderr=True)
-
-T = TypeVar("T")
 
 
 def configure(verbose: int = 0) -> None:
@@ -48,25 +45,6 @@ def configure(verbose: int = 0) -> None:
 
 def progress_enabled() -> bool:
     return sys.stderr.isatty()
-
-
-def track(items: Iterable[T], description: str, total: float | None = None) -> Iterator[T]:
-    """Iterate with a Rich progress bar on a terminal, silently otherwise."""
-    if not progress_enabled():
-        yield from items
-        return
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(description, total=total)
-        for item in items:
-            yield item
-            progress.advance(task)
 
 
 @contextmanager

@@ -91,10 +91,6 @@ class SampleSet:
     preproc_json: Path
 
 
-def _jagged(rng: np.random.Generator, counts: np.ndarray) -> np.ndarray:
-    return rng.random(int(counts.sum()))
-
-
 def generate_events(
     n: int, signal: float, rng: np.random.Generator, shape: SampleShape, first_event: int = 0
 ) -> dict[str, object]:

@@ -6,7 +6,6 @@ call. Everything it writes goes into `run_dir`.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -109,7 +108,7 @@ def run_workflow(
         specs = obtain_specs(dataset, run_dir, specs_path, SpecsCache.default())
         lap("specs")
         generator = ChunkGenerator(dataset, specs, flatten_ahead=True)
-        task = detect(dataset, specs, generator, params)
+        task = detect(dataset, specs, params)
         logger.info(
             "task: %s%s",
             task.kind,
@@ -186,7 +185,7 @@ def run_workflow(
     )
 
 
-def detect(dataset: Dataset, specs: Any, generator: ChunkGenerator, params: Params) -> Any:
+def detect(dataset: Dataset, specs: Any, params: Params) -> Any:
     """The task from per-file labels of files that kept events, or the first chunk's labels."""
     from mlaas4hep.train.tasks import detect_task
 
@@ -201,7 +200,3 @@ def headline(metrics: dict[str, Any]) -> dict[str, float]:
     test = metrics["test"]
     keys = ("auc", "auc_ovr_macro", "accuracy", "mse", "mae", "r2")
     return {key: round(float(test[key]), 5) for key in keys if test.get(key) is not None}
-
-
-def format_result(result: WorkflowResult) -> str:
-    return json.dumps(result.to_json())

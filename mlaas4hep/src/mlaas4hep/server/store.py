@@ -25,10 +25,6 @@ class State(str, enum.Enum):
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
 
-    @property
-    def final(self) -> bool:
-        return self in FINAL
-
 
 FINAL = {State.SUCCEEDED, State.FAILED, State.CANCELLED}
 

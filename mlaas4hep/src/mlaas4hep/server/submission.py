@@ -22,8 +22,6 @@ from mlaas4hep.server.bundles import BundleError, check_name
 from mlaas4hep.server.settings import ServerSettings, memory_mb
 from mlaas4hep.train.loader import BUILTIN_PREFIX
 
-LEGACY_IGNORED = ("host_folder", "cert_folder", "fout")
-
 
 class SubmissionError(Exception):
     """A submission that cannot run; `status` is the HTTP status to answer with."""
@@ -59,6 +57,7 @@ class SubmitRequest(BaseModel):
     device: Literal["cpu", "gpu"] | None = None
     memory: int | None = Field(None, ge=64, description="MB, or a size such as '3gb'")
     cpus: int | None = Field(None, ge=1)
+    # The original submit.json's folders: accepted, and ignored (the server chooses them).
     host_folder: Any = None
     cert_folder: Any = None
     fout: Any = None
