@@ -90,7 +90,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Playbook
         }
     )
     variables = {
-        **ansible_vars(config, project_dir=str(folder / "project")),
+        **ansible_vars(config, project_dir=str(folder / "project"), local=False),
         "mlaas4hep_public_host": "mlaas.example.org",
     }
     runs = [run_roles(variables, folder), run_roles(variables, folder)]

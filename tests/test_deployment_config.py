@@ -94,7 +94,7 @@ def test_malformed_yaml_is_named(tmp_path: Path) -> None:
 
 
 def test_the_local_target_runs_on_loopback_with_podman_and_the_gateway(tmp_path: Path) -> None:
-    local = ansible_vars(load_config(write(tmp_path, MINIMAL)))
+    local = ansible_vars(load_config(write(tmp_path, MINIMAL)), local=True)
     assert local["mlaas4hep_network_mode"] == "host"
     assert local["mlaas4hep_bind_address"] == "127.0.0.1"
     assert local["mlaas4hep_container_engine"] == "podman"
@@ -109,7 +109,8 @@ def test_the_local_target_runs_on_loopback_with_podman_and_the_gateway(tmp_path:
                     "vm": {"ssh_public_key": "ssh-ed25519 AAAA test"},
                 },
             )
-        )
+        ),
+        local=False,
     )
     assert cloud["mlaas4hep_network_mode"] == "bridge"
     assert cloud["mlaas4hep_front_proxy"] == "oauth2-proxy"

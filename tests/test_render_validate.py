@@ -53,7 +53,7 @@ def test_a_template_edited_by_hand_with_an_unknown_property_is_named(tmp_path: P
     template = Path(json.loads(rendered.stdout)["tosca template"])
     edited = tmp_path / "edited.yaml"
     edited.write_text(
-        template.read_text().replace("        image_tag: ", "        image_tagg: ", 1)
+        template.read_text().replace("        xrootd_port: ", "        xrootd_portt: ", 1)
     )
     result = cli(
         "validate", "--config", str(write(tmp_path, CLOUD)), "--template", str(edited), "--json"
@@ -61,7 +61,7 @@ def test_a_template_edited_by_hand_with_an_unknown_property_is_named(tmp_path: P
     assert result.returncode == 1
     findings = json.loads(result.stdout)["findings"]
     assert any(
-        f["source"] == "tosca" and "image_tagg" in f["message"] + f["where"] for f in findings
+        f["source"] == "tosca" and "xrootd_portt" in f["message"] + f["where"] for f in findings
     ), findings
 
 
@@ -118,7 +118,7 @@ def test_the_compose_env_is_what_ansibles_template_module_writes(tmp_path: Path)
     local = {"target": {"kind": "local"}, "oidc": {"issuer": "local", "client_id": "mlaas4hep"}}
     role = toolkit_home() / "ansible" / "roles" / "mlaas4hep_stack"
     for name, document in (("cloud", CLOUD), ("local", local)):
-        variables = ansible_vars(load_config(write(tmp_path, document)))
+        variables = ansible_vars(load_config(write(tmp_path, document)), local=name == "local")
         ours = render_compose_env(variables, tmp_path / name / "compose.env")
         assert inspect.isbuiltin(sys.intern), "Ansible's patches leaked into the caller"
         values = tmp_path / name / "values.json"

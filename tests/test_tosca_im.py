@@ -5,12 +5,10 @@ ansible/site.yml exactly the contract variables."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
 import subprocess
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from mlaas4hep_cli.tosca.locations import upstream_types_dir
 
 from support.deployment import CLIENT_SECRET, cloud_config
 from support.im_server import ImServer, start_im
+from support.stack_artifact import repository_archive
 from support.tosca_mirror import ToscaMirror
 
 pytestmark = pytest.mark.integration
@@ -32,35 +31,6 @@ REPO = Path(__file__).resolve().parents[1]
 YAML = {"Content-Type": "text/yaml"}
 TYPES = REPO / "tosca" / "types" / "mlaas4hep_types.yaml"
 CONFIGURE = re.compile(r"configure (\S+) \(\n@begin\n(.*?)\n@end\n\)", re.S)
-# Stands in for ansible/site.yml: records the variables it is given.
-RECORDING_SITE = """\
-- hosts: all
-  gather_facts: false
-  tasks:
-    - name: Record the variables site.yml was given
-      ansible.builtin.copy:
-        dest: "{{ playbook_dir }}/../received-vars.json"
-        content: "{{ dict(names | zip(query('ansible.builtin.vars', *names))) | to_nice_json }}"
-        mode: "0600"
-      vars:
-        names: "{{ query('ansible.builtin.varnames', '^mlaas4hep_') }}"
-"""
-
-
-def repository_archive() -> bytes:
-    """A tar.gz laid out like GitHub's archive of the repository (one top folder): this
-    checkout's ansible/ inventory, and a site.yml that records what it is given."""
-    files = {
-        "ansible/site.yml": RECORDING_SITE.encode(),
-        "ansible/inventory/local.ini": (REPO / "ansible/inventory/local.ini").read_bytes(),
-    }
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, data in files.items():
-            entry = tarfile.TarInfo(f"mlaas4hep-main/{name}")
-            entry.size = len(data)
-            tar.addfile(entry, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -115,13 +85,13 @@ def test_im_dry_run_accepts_the_template_and_sizes_the_vm(im: ImServer, deployme
 
 def test_a_broken_template_is_refused_by_im(im: ImServer, deployment) -> None:
     _, template = deployment
-    broken = template.replace("        image_tag: ", "        image_tagg: ", 1)
+    broken = template.replace("        xrootd_port: ", "        xrootd_portt: ", 1)
     with im.client() as client:
         response = client.post(
             "/infrastructures", params={"dry_run": "true"}, content=broken, headers=YAML
         )
     assert response.status_code == 400
-    assert "image_tagg" in response.text
+    assert "xrootd_portt" in response.text
 
 
 def test_the_vm_opens_the_configured_ports(infrastructure, deployment) -> None:
@@ -148,12 +118,13 @@ def test_the_configure_step_carries_our_playbook_and_the_contract(
     assert "Apply ansible/site.yml to this host" in steps
     stack = yaml.safe_load(TYPES.read_text())["node_types"]["tosca.nodes.mlaas4hep.Stack"]
     handed = stack["interfaces"]["Standard"]["configure"]["inputs"]
+    assert set(handed) <= set(play["vars"])
     contract = ansible_vars(config, local=False)
-    direct = {name for name in handed if not name.startswith("mlaas4hep_tosca_")}
-    assert {name: play["vars"][name] for name in direct} == {
-        name: contract[name] for name in direct
-    }
-    assert play["vars"]["mlaas4hep_tosca_oidc_client_secret"] == CLIENT_SECRET
+    given = {**play["vars"]["mlaas4hep_tosca_vars"], **play["vars"]["mlaas4hep_tosca_extra_vars"]}
+    assert given == {name: contract[name] for name in given}
+    assert play["vars"]["mlaas4hep_tosca_secrets"]["mlaas4hep_oidc_client_secret_file"] == (
+        CLIENT_SECRET
+    )
 
 
 def test_outputs_name_each_service_endpoint(infrastructure) -> None:

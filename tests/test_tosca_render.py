@@ -27,7 +27,6 @@ REPO = Path(__file__).resolve().parents[1]
 TOSCA = REPO / "tosca"
 TEMPLATE = TOSCA / "mlaas4hep.yaml"
 TYPES = TOSCA / "types" / "mlaas4hep_types.yaml"
-PLAYBOOK = TOSCA / "artifacts" / "mlaas4hep_stack.yml"
 
 
 def template_inputs(path: Path) -> dict:
@@ -107,18 +106,27 @@ def test_another_source_retargets_types_icon_and_ansible_code(tmp_path: Path) ->
     assert validate_template(rendered.template, source=fork) == []
 
 
-def test_the_stack_type_hands_over_every_contract_variable(tmp_path: Path) -> None:
-    """Node type inputs + what the playbook derives == the variables of ansible/site.yml."""
-    stack = yaml.safe_load(TYPES.read_text())["node_types"]["tosca.nodes.mlaas4hep.Stack"]
-    handed = set(stack["interfaces"]["Standard"]["configure"]["inputs"])
-    direct = {name for name in handed if not name.startswith("mlaas4hep_tosca_")}
-    [play] = yaml.safe_load(PLAYBOOK.read_text())
-    [write_vars] = [
-        t for t in play["tasks"] if t["name"] == "Write the variables of ansible/site.yml"
+def stack_node(document: dict) -> dict:
+    [node] = [
+        node
+        for node in document["topology_template"]["node_templates"].values()
+        if node["type"] == "tosca.nodes.mlaas4hep.Stack"
     ]
-    derived = set(write_vars["vars"]["mlaas4hep_tosca_derived"])
-    assert direct.isdisjoint(derived)
-    assert direct | derived == set(ansible_vars(cloud_config(tmp_path), local=False))
+    return node
+
+
+def test_the_stack_node_hands_over_every_contract_variable(tmp_path: Path) -> None:
+    """The template's inputs by variable name (vars, secrets), the stack_vars map and the ports
+    the playbook derives == the variables of ansible/site.yml, each carried once."""
+    config = cloud_config(tmp_path)
+    properties = stack_node(yaml.safe_load(TEMPLATE.read_text()))["properties"]
+    by_input, secrets = set(properties["vars"]), set(properties["secrets"])
+    in_map = set(tosca_inputs(config)["stack_vars"])
+    derived = {"mlaas4hep_ports"}
+    carried = [by_input, secrets, in_map, derived]
+    assert sum(len(names) for names in carried) == len(set().union(*carried))
+    assert set().union(*carried) == set(ansible_vars(config, local=False))
+    assert properties["extra_vars"] == {"get_input": "stack_vars"}
 
 
 def test_every_stack_property_reaches_the_playbook() -> None:
@@ -128,11 +136,23 @@ def test_every_stack_property_reaches_the_playbook() -> None:
     assert read == set(stack["properties"])
 
 
+def get_inputs(value: object) -> set[str]:
+    """The inputs read anywhere inside a property value."""
+    if isinstance(value, dict) and set(value) == {"get_input"}:
+        return {value["get_input"]}
+    if isinstance(value, dict):
+        return set().union(set(), *(get_inputs(item) for item in value.values()))
+    return set()
+
+
 def test_the_template_sets_every_stack_property_from_an_input() -> None:
     document = yaml.safe_load(TEMPLATE.read_text())
-    node = document["topology_template"]["node_templates"]["mlaas4hep"]
-    used = {value["get_input"] for value in node["properties"].values()}
+    node = stack_node(document)
+    used = get_inputs(node["properties"])
     assert used <= set(document["topology_template"]["inputs"])
+    for name in ("vars", "secrets"):  # by the role variable's own name, from one input each
+        assert all(var.startswith("mlaas4hep_") for var in node["properties"][name])
+        assert all(set(value) == {"get_input"} for value in node["properties"][name].values())
 
 
 def test_project_urls_in_the_tosca_files_match_the_default_source() -> None:

@@ -41,16 +41,29 @@ def test_the_template_validates_offline_and_fast() -> None:
 
 def test_an_unknown_property_is_named_with_its_line_and_a_suggestion(edited) -> None:
     path = edited(
-        "        image_tag: { get_input: image_tag }\n",
-        "        image_tag: { get_input: image_tag }\n        image_tagg: v2\n",
+        "        xrootd_port: { get_input: xrootd_port }\n",
+        "        xrootd_port: { get_input: xrootd_port }\n        xrootd_portt: 1094\n",
     )
     problems = validate_template(path)
     assert len(problems) == 1
     problem = problems[0]
-    assert problem.field == "topology_template.node_templates.mlaas4hep.properties.image_tagg"
-    assert "image_tagg" in problem.message
-    assert path.read_text().splitlines()[problem.line - 1].strip() == "image_tagg: v2"
-    assert problem.fix == 'did you mean "image_tag"?'
+    assert problem.field == "topology_template.node_templates.mlaas4hep.properties.xrootd_portt"
+    assert "xrootd_portt" in problem.message
+    assert path.read_text().splitlines()[problem.line - 1].strip() == "xrootd_portt: 1094"
+    assert problem.fix == 'did you mean "xrootd_port"?'
+
+
+def test_an_input_read_inside_the_stacks_variables_must_exist(edited) -> None:
+    """tosca-parser does not follow get_input inside a map property; IM would fail on it."""
+    path = edited("{ get_input: x509_vo }", "{ get_input: x509_voo }")
+    [problem] = validate_template(path)
+    assert (
+        problem.field
+        == "topology_template.node_templates.mlaas4hep.properties.vars.mlaas4hep_x509_vo"
+    )
+    assert "x509_voo" in problem.message
+    assert path.read_text().splitlines()[problem.line - 1].strip().startswith("mlaas4hep_x509_vo:")
+    assert problem.fix == 'did you mean "x509_vo"?'
 
 
 def test_a_cpu_count_that_is_not_offered_is_reported_on_its_input(edited) -> None:

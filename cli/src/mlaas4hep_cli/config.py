@@ -28,6 +28,16 @@ NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 LOCAL_ISSUER = "local"  # the development OpenID provider of the local target
 
 
+def role_var(name: str) -> dict[str, str]:
+    """Field metadata: the Ansible role variable a setting sets, by its one name end to end.
+
+    `deployment_vars.ansible_vars` hands every field so marked to the roles, and the TOSCA path
+    carries it by the same name; the roles' meta/argument_specs.yml declare and check it. A
+    dotted name (`mlaas4hep_ports.server`) sets one key of a dict variable.
+    """
+    return {"role_var": name}
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -100,14 +110,34 @@ class VmConfig(Section):
 
 
 class OidcConfig(Section):
-    issuer: str = Field(description="OIDC issuer (e.g. https://iam.cloud.infn.it/)")
-    client_id: str = Field(description="client registered at the issuer for this deployment")
-    client_secret_file: Path | None = Field(None, description="file holding the client secret")
-    audience: list[str] = Field(default_factory=list, description="accepted token audiences")
-    groups_claim: str = "groups"
-    admin_group: str = "mlaas-admins"
-    service_client_id: str | None = Field(None, description="client used to publish models")
-    service_client_secret_file: Path | None = None
+    issuer: str = Field(
+        description="OIDC issuer (e.g. https://iam.cloud.infn.it/)",
+        json_schema_extra=role_var("mlaas4hep_oidc_issuer"),
+    )
+    client_id: str = Field(
+        description="client registered at the issuer for this deployment",
+        json_schema_extra=role_var("mlaas4hep_oidc_client_id"),
+    )
+    client_secret_file: Path | None = Field(
+        None,
+        description="file holding the client secret",
+        json_schema_extra=role_var("mlaas4hep_oidc_client_secret_file"),
+    )
+    audience: list[str] = Field(
+        default_factory=list,
+        description="accepted token audiences",
+        json_schema_extra=role_var("mlaas4hep_oidc_audience"),
+    )
+    groups_claim: str = Field("groups", json_schema_extra=role_var("mlaas4hep_oidc_groups_claim"))
+    admin_group: str = Field("mlaas-admins", json_schema_extra=role_var("mlaas4hep_admin_group"))
+    service_client_id: str | None = Field(
+        None,
+        description="client used to publish models",
+        json_schema_extra=role_var("mlaas4hep_publish_client_id"),
+    )
+    service_client_secret_file: Path | None = Field(
+        None, json_schema_extra=role_var("mlaas4hep_publish_client_secret_file")
+    )
 
     @field_validator("issuer")
     @classmethod
@@ -127,10 +157,24 @@ class OidcConfig(Section):
 
 
 class PortsConfig(Section):
-    server: int = Field(4433, ge=1, le=65535, description="workflow API (HTTPS)")
-    tfaas: int = Field(8081, ge=1, le=65535, description="inference API (HTTPS)")
-    jupyterhub: int = Field(8443, ge=1, le=65535)
-    xrootd: int = Field(1094, ge=1, le=65535)
+    server: int = Field(
+        4433,
+        ge=1,
+        le=65535,
+        description="workflow API (HTTPS)",
+        json_schema_extra=role_var("mlaas4hep_ports.server"),
+    )
+    tfaas: int = Field(
+        8081,
+        ge=1,
+        le=65535,
+        description="inference API (HTTPS)",
+        json_schema_extra=role_var("mlaas4hep_ports.tfaas"),
+    )
+    jupyterhub: int = Field(
+        8443, ge=1, le=65535, json_schema_extra=role_var("mlaas4hep_ports.jupyterhub")
+    )
+    xrootd: int = Field(1094, ge=1, le=65535, json_schema_extra=role_var("mlaas4hep_ports.xrootd"))
     issuer: int = Field(9000, ge=1, le=65535, description="development provider (local target)")
 
     @model_validator(mode="after")
@@ -142,33 +186,61 @@ class PortsConfig(Section):
 
 
 class ImagesConfig(Section):
-    prefix: str = Field("", description="registry prefix, e.g. harbor.cloud.infn.it/mlaas4hep/")
-    tag: str = "latest"
-    oauth2_proxy: str = "quay.io/oauth2-proxy/oauth2-proxy:v7.6.0-alpine"
+    prefix: str = Field(
+        "",
+        description="registry prefix, e.g. harbor.cloud.infn.it/mlaas4hep/",
+        json_schema_extra=role_var("mlaas4hep_image_prefix"),
+    )
+    tag: str = Field("latest", json_schema_extra=role_var("mlaas4hep_image_tag"))
+    oauth2_proxy: str = Field(
+        "quay.io/oauth2-proxy/oauth2-proxy:v7.6.0-alpine",
+        json_schema_extra=role_var("mlaas4hep_oauth2_proxy_image"),
+    )
 
 
 class ServicesConfig(Section):
-    front_proxy: Literal["oauth2-proxy", "gateway"] = "oauth2-proxy"
-    jupyterhub: bool = True
-    x509: bool = False
+    front_proxy: Literal["oauth2-proxy", "gateway"] = Field(
+        "oauth2-proxy", json_schema_extra=role_var("mlaas4hep_front_proxy")
+    )
+    jupyterhub: bool = Field(True, json_schema_extra=role_var("mlaas4hep_jupyterhub_enabled"))
+    x509: bool = Field(False, json_schema_extra=role_var("mlaas4hep_x509_enabled"))
     # container: a confined container per job (local is for trusted users only; see README)
-    executor: Literal["local", "container", "dask"] = "container"
-    max_running_jobs: int = Field(2, ge=1)
-    hub_memory_choices: list[str] = Field(default_factory=lambda: ["2GB", "4GB", "8GB"])
-    hub_gpu: bool = False
+    executor: Literal["local", "container", "dask"] = Field(
+        "container", json_schema_extra=role_var("mlaas4hep_server_executor")
+    )
+    max_running_jobs: int = Field(2, ge=1, json_schema_extra=role_var("mlaas4hep_max_running_jobs"))
+    hub_memory_choices: list[str] = Field(
+        default_factory=lambda: ["2GB", "4GB", "8GB"],
+        json_schema_extra=role_var("mlaas4hep_hub_memory_choices"),
+    )
+    hub_gpu: bool = Field(False, json_schema_extra=role_var("mlaas4hep_hub_gpu"))
 
 
 class X509Config(Section):
-    usercert: Path | None = None
-    userkey: Path | None = None
-    passphrase_file: Path | None = None
-    vo: str | None = None
-    origin: str = Field("xrootd.ba.infn.it:1094", description="redirector the cache reads from")
-    certificates: Path | None = Field(None, description="trusted CA folder (X509_CERT_DIR)")
+    usercert: Path | None = Field(None, json_schema_extra=role_var("mlaas4hep_x509_usercert"))
+    userkey: Path | None = Field(None, json_schema_extra=role_var("mlaas4hep_x509_userkey"))
+    passphrase_file: Path | None = Field(
+        None, json_schema_extra=role_var("mlaas4hep_x509_passphrase_file")
+    )
+    vo: str | None = Field(None, json_schema_extra=role_var("mlaas4hep_x509_vo"))
+    origin: str = Field(
+        "xrootd.ba.infn.it:1094",
+        description="redirector the cache reads from",
+        json_schema_extra=role_var("mlaas4hep_xrootd_origin"),
+    )
+    certificates: Path | None = Field(
+        None,
+        description="trusted CA folder (X509_CERT_DIR)",
+        json_schema_extra=role_var("mlaas4hep_grid_certificates"),
+    )
 
 
 class DeploymentConfig(Section):
-    name: str = Field("mlaas4hep", description="deployment name (lower case, digits, '-')")
+    name: str = Field(
+        "mlaas4hep",
+        description="deployment name (lower case, digits, '-')",
+        json_schema_extra=role_var("mlaas4hep_name"),
+    )
     target: TargetConfig = Field(default_factory=TargetConfig)
     vm: VmConfig = Field(default_factory=VmConfig)
     oidc: OidcConfig

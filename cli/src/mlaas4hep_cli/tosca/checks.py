@@ -79,12 +79,27 @@ def crashing_outputs(path: Path, document: Mapping[str, Any], index: YamlIndex) 
 def stack_problems(
     path: Path, document: Mapping[str, Any], index: YamlIndex, parameters: Mapping[str, Any]
 ) -> list[Problem]:
-    """Our stack publishes the services on the ports of its `ports` map: each must be there."""
+    """Our stack publishes the services on the ports of its `ports` map: each must be there.
+    Its maps of role variables (vars, secrets) read inputs inside them, which tosca-parser does
+    not follow: each must name an input of the template."""
     problems = []
     inputs = section(document, INPUTS)
     for name, node in section(document, NODES).items():
         if not isinstance(node, Mapping) or node.get("type") != STACK_TYPE:
             continue
+        for where_used, input_name in _nested_inputs(
+            node.get("properties") or {}, (*NODES, name, "properties")
+        ):
+            if input_name not in inputs:
+                problems.append(
+                    Problem(
+                        path,
+                        index.line(where_used),
+                        dotted(where_used),
+                        f"get_input {input_name!r}: the template has no such input",
+                        suggest(str(input_name), list(inputs)),
+                    )
+                )
         ports = (node.get("properties") or {}).get("ports")
         where: tuple[Key, ...] = (*NODES, name, "properties", "ports")
         if isinstance(ports, Mapping) and "get_input" in ports:
@@ -138,4 +153,18 @@ def _functions(value: Any, name: str) -> list[list[Any]]:
     elif isinstance(value, list):
         for inner in value:
             found += _functions(inner, name)
+    return found
+
+
+def _nested_inputs(
+    properties: Mapping[str, Any], where: tuple[Key, ...]
+) -> list[tuple[tuple[Key, ...], Any]]:
+    """(place, input name) of every get_input inside the entries of a map property."""
+    found: list[tuple[tuple[Key, ...], Any]] = []
+    for name, value in properties.items():
+        if not isinstance(value, Mapping) or "get_input" in value:
+            continue  # a property set by a function itself is tosca-parser's to check
+        for key, entry in value.items():
+            if isinstance(entry, Mapping) and set(entry) == {"get_input"}:
+                found.append(((*where, name, key), entry["get_input"]))
     return found

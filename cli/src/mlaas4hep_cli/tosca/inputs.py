@@ -1,32 +1,42 @@
 """The template's input values for one deployment (the orchestrator's `parameters`).
 
 They are read off the same contract as the Ansible variables (`ansible_vars` for a cloud VM),
-so the TOSCA path and the local path cannot drift apart.
+so the TOSCA path and the local path cannot drift apart. The template says which role variable
+each of its own inputs sets (the stack node's `vars` and `secrets` maps, by variable name);
+every other role variable travels by name in the one map input `stack_vars`. Nothing here names
+a role setting: a new one needs no change in this file.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from mlaas4hep_cli.config import DeploymentConfig, VmConfig
-from mlaas4hep_cli.deployment_vars import ansible_vars
+from mlaas4hep_cli.deployment_vars import ansible_vars, role_settings
 from mlaas4hep_cli.errors import CliError
-from mlaas4hep_cli.tosca.locations import DEFAULT_SOURCE, ProjectSource
+from mlaas4hep_cli.tosca.locations import DEFAULT_SOURCE, ProjectSource, project_tosca_dir
 
 SSH_PORT = 22
-# Inputs whose values are credentials: the rendered files holding them are private (0600).
-SECRET_INPUTS = ("oidc_client_secret", "publish_client_secret", "x509_userkey", "x509_passphrase")
+STACK_TYPE = "tosca.nodes.mlaas4hep.Stack"
+STACK_VARS = "stack_vars"  # the map input of the role variables the template has no input for
+PORTS = "mlaas4hep_ports"  # derived on the VM from service_ports and xrootd_port
 
 
 def tosca_inputs(
-    config: DeploymentConfig, source: ProjectSource = DEFAULT_SOURCE
+    config: DeploymentConfig,
+    source: ProjectSource = DEFAULT_SOURCE,
+    template: Path | None = None,
 ) -> dict[str, Any]:
-    """Every input of tosca/mlaas4hep.yaml, from the deployment configuration."""
+    """Every input of the template (default tosca/mlaas4hep.yaml), from the configuration."""
     contract = ansible_vars(config, local=False)
-    ports = contract["mlaas4hep_ports"]
-    x509_on = config.services.x509
-    return {
+    bound = stack_bindings(template or project_tosca_dir() / "mlaas4hep.yaml")
+    settings = {var: path for var, path, _ in role_settings(config)}
+    ports = contract[PORTS]
+    inputs: dict[str, Any] = {
         "num_cpus": config.vm.num_cpus,
         "mem_size": config.vm.mem_size,
         "disk_size": config.vm.disk_size,
@@ -41,36 +51,53 @@ def tosca_inputs(
             },
         },
         "xrootd_port": ports["xrootd"],
-        "deployment_name": contract["mlaas4hep_name"],
-        "oidc_issuer": contract["mlaas4hep_oidc_issuer"],
-        "oidc_client_id": contract["mlaas4hep_oidc_client_id"],
-        "oidc_client_secret": _read(config.oidc.client_secret_file, "oidc.client_secret_file"),
-        "oidc_audience": list(contract["mlaas4hep_oidc_audience"]),
-        "oidc_groups_claim": contract["mlaas4hep_oidc_groups_claim"],
-        "admin_group": contract["mlaas4hep_admin_group"],
-        "publish_client_id": contract["mlaas4hep_publish_client_id"],
-        "publish_client_secret": _read(
-            config.oidc.service_client_secret_file, "oidc.service_client_secret_file"
-        ),
-        "image_prefix": contract["mlaas4hep_image_prefix"],
-        "image_tag": contract["mlaas4hep_image_tag"],
-        "oauth2_proxy_image": contract["mlaas4hep_oauth2_proxy_image"],
-        "front_proxy": contract["mlaas4hep_front_proxy"],
-        "jupyterhub_enabled": contract["mlaas4hep_jupyterhub_enabled"],
-        "hub_memory_choices": list(contract["mlaas4hep_hub_memory_choices"]),
-        "hub_gpu": contract["mlaas4hep_hub_gpu"],
-        "server_executor": contract["mlaas4hep_server_executor"],
-        "max_running_jobs": contract["mlaas4hep_max_running_jobs"],
-        "x509_enabled": x509_on,
+    }
+    unknown = sorted((set(bound["vars"]) | set(bound["secrets"])) - set(contract))
+    if unknown:
+        raise CliError(
+            f"the template sets {', '.join(unknown)} from its inputs, but no configuration "
+            "setting names that role variable (role_var in mlaas4hep_cli/config.py)"
+        )
+    for var, name in bound["vars"].items():
+        inputs[name] = contract[var]
+    for var, name in bound["secrets"].items():
         # Grid credentials travel only when the X.509 services will use them.
-        "x509_usercert": _read(config.x509.usercert, "x509.usercert") if x509_on else "",
-        "x509_userkey": _read(config.x509.userkey, "x509.userkey") if x509_on else "",
-        "x509_passphrase": (
-            _read(config.x509.passphrase_file, "x509.passphrase_file") if x509_on else ""
-        ),
-        "x509_vo": contract["mlaas4hep_x509_vo"],
-        "xrootd_origin": contract["mlaas4hep_xrootd_origin"],
-        "ansible_source": source.archive,
+        wanted = contract["mlaas4hep_x509_enabled"] or not var.startswith("mlaas4hep_x509_")
+        inputs[name] = _read(contract[var], settings.get(var, var)) if wanted else ""
+    carried = {*bound["vars"], *bound["secrets"], PORTS}
+    inputs[STACK_VARS] = {var: value for var, value in contract.items() if var not in carried}
+    inputs["ansible_source"] = source.archive
+    return inputs
+
+
+def secret_inputs(template: Path | None = None) -> tuple[str, ...]:
+    """The inputs whose values are file contents written 0600 on the VM (credentials)."""
+    return tuple(
+        stack_bindings(template or project_tosca_dir() / "mlaas4hep.yaml")["secrets"].values()
+    )
+
+
+def stack_bindings(template: Path) -> dict[str, dict[str, str]]:
+    """Which input sets which role variable: the stack node's `vars` and `secrets` maps."""
+    try:
+        document = yaml.safe_load(template.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise CliError(f"{template}: cannot read the template ({exc})") from None
+    nodes = ((document or {}).get("topology_template") or {}).get("node_templates") or {}
+    stacks = [node for node in nodes.values() if (node or {}).get("type") == STACK_TYPE]
+    if len(stacks) != 1:
+        raise CliError(f"{template}: expected one node of type {STACK_TYPE}")
+    properties = stacks[0].get("properties") or {}
+    return {key: _input_names(properties.get(key)) for key in ("vars", "secrets")}
+
+
+def _input_names(values: Any) -> dict[str, str]:
+    if not isinstance(values, Mapping):
+        return {}
+    return {
+        var: value["get_input"]
+        for var, value in values.items()
+        if isinstance(value, Mapping) and isinstance(value.get("get_input"), str)
     }
 
 
@@ -83,11 +110,11 @@ def _users(vm: VmConfig) -> list[dict[str, Any]]:
     ]
 
 
-def _read(path: Path | None, setting: str) -> str:
+def _read(path: str, setting: str) -> str:
     """The content of a secret or certificate file named in the configuration ('' if unset)."""
-    if path is None:
+    if not path:
         return ""
     try:
-        return Path(path).expanduser().read_text(encoding="utf-8").strip("\n")
+        return Path(path).read_text(encoding="utf-8").strip("\n")
     except OSError as exc:
         raise CliError(f"{setting}: cannot read {path} ({exc.strerror})") from None

@@ -15,7 +15,7 @@ import yaml
 
 from mlaas4hep_cli.config import DeploymentConfig
 from mlaas4hep_cli.errors import CliError
-from mlaas4hep_cli.tosca.inputs import SECRET_INPUTS, tosca_inputs
+from mlaas4hep_cli.tosca.inputs import secret_inputs, tosca_inputs
 from mlaas4hep_cli.tosca.locations import DEFAULT_SOURCE, ProjectSource, project_tosca_dir
 from mlaas4hep_cli.tosca.problems import Loader
 
@@ -51,7 +51,7 @@ def render_template(
     if source != DEFAULT_SOURCE:
         text = text.replace(DEFAULT_SOURCE.archive, source.archive)
         text = text.replace(DEFAULT_SOURCE.raw_base + "/", source.raw_base + "/")
-    inputs = tosca_inputs(config, source)
+    inputs = tosca_inputs(config, source, template)
     text = with_input_defaults(text, inputs, template)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -60,7 +60,7 @@ def render_template(
     body = {"template": text, "parameters": inputs, "keepLastAttempt": False}
     parameters = out_dir / PARAMETERS_NAME
     _write_private(parameters, json.dumps(body, indent=2, ensure_ascii=False) + "\n")
-    secrets = tuple(name for name in SECRET_INPUTS if inputs.get(name))
+    secrets = tuple(name for name in secret_inputs(template) if inputs.get(name))
     return RenderedTosca(rendered, parameters, inputs, secrets)
 
 
