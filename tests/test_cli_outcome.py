@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlaas4hep_cli.commands.jobs import outcome
+from mlaas4hep_cli.client import outcome
 
 
 def test_a_succeeded_job_is_summarised_by_its_result_headline() -> None:

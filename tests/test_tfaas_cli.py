@@ -11,11 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import typer
 from typer.testing import CliRunner, Result
 
 from mlaas4hep.sample import SampleSet
-from mlaas4hep_cli.commands import models
+from mlaas4hep_cli.main import app
 
 from support.tfaas_server import TfaasProcess, bundle_of, columns_of, predict, rows, trained_run
 
@@ -37,8 +36,6 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TfaasProcess]:
 
 
 def cli(service: TfaasProcess, *args: str) -> Result:
-    app = typer.Typer()
-    models.register(app)
     return CliRunner().invoke(
         app, list(args), env={**NO_TOKEN, "MLAAS4HEP_TFAAS": service.url}, catch_exceptions=False
     )

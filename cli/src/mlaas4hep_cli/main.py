@@ -1,4 +1,5 @@
-"""The `mlaas4hep` command: each verb lives in its own module under commands/."""
+"""The `mlaas4hep` command: each verb lives in its own module under commands/; this is the only
+module that imports them."""
 
 from __future__ import annotations
 
@@ -6,15 +7,28 @@ import typer
 
 from mlaas4hep_cli import __version__
 from mlaas4hep_cli.commands import (
+    cancel,
+    create,
     demo,
-    deploy,
-    deployment,
+    destroy,
     images,
+    init,
     jobs,
+    listing,
+    login,
+    logs,
     models,
+    outputs,
+    predict,
     proxy,
-    remote,
+    render,
+    results,
+    run,
+    status,
+    submit,
     token,
+    upload,
+    validate,
     workflow,
 )
 
@@ -25,15 +39,28 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command()(demo.demo)
-app.command()(deployment.init)
-app.command()(deployment.render)
-app.command()(deployment.validate)
-deploy.register(app)
-app.command()(remote.login)
-app.command(context_settings=remote.PASSTHROUGH)(remote.run)
+# deployments
+app.command()(init.init)
+app.command()(render.render)
+app.command()(validate.validate)
+app.command()(create.create)
+app.command()(status.status)
+app.command()(outputs.outputs)
+app.command("list")(listing.list_deployments)
+app.command()(destroy.destroy)
+app.command()(login.login)
+app.command(context_settings=run.SETTINGS)(run.run)
 app.command()(token.token)
-jobs.register(app)
-models.register(app)
+# workflow runs on a server
+app.command()(submit.submit)
+app.command()(jobs.jobs)
+app.command()(logs.logs)
+app.command()(results.results)
+app.command()(cancel.cancel)
+# models on an inference service
+app.command()(models.models)
+app.command()(upload.upload)
+app.command()(predict.predict)
 app.add_typer(proxy.app, name="proxy")
 app.add_typer(images.app, name="images")
 app.command(context_settings=workflow.SETTINGS, add_help_option=False)(workflow.workflow)

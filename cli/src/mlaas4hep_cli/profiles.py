@@ -27,15 +27,14 @@ from mlaas4hep_cli.remote import config_dir
 
 class Profile(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    target: Literal["local", "orchestrator", "im"] = "local"
+    # Each setting given here overrides the deployment configuration file's (before validation).
+    target: Literal["local", "orchestrator", "im"] | None = None
     orchestrator_url: str | None = None
     im_url: str | None = None
     im_auth_file: Path | None = None
     oidc_account: str | None = None
     oidc_issuer: str | None = None
     deployment_config: Path | None = None
-    server: str | None = None
-    tfaas: str | None = None
 
 
 class ProfileFile(BaseModel):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlaas4hep_cli.errors import CliError
+from mlaas4hep_cli.filelists import is_remote, listed_entries
 
 WORKFLOW_FILE_FLAGS = ("--files", "--labels", "--model", "--params", "--preproc", "--specs")
 
@@ -159,27 +160,24 @@ def workflow_inputs(args: list[str]) -> tuple[list[str], dict[str, Path], Path |
 
 
 def listed_root_files(files_txt: Path) -> dict[str, Path]:
-    """ROOT files a files.txt lists that exist locally (remote URLs stay as they are)."""
+    """Files a files.txt lists that exist on this machine (URLs stay as they are), by the
+    name they get on the VM."""
     found = {}
-    for line in files_txt.read_text().splitlines():
-        entry = line.strip()
-        if not entry or entry.startswith("#") or "://" in entry:
-            continue
+    for entry in listed_entries(files_txt.read_text()):
         path = Path(entry) if Path(entry).is_absolute() else files_txt.parent / entry
-        if path.is_file():
+        if not is_remote(entry) and path.is_file():
             found[f"data/{path.name}"] = path
     return found
 
 
 def rewrite_file_list(files_txt: Path) -> str:
+    """The files.txt for the VM: uploaded files by their new names, everything else kept."""
+    uploaded = {str(path): name for name, path in listed_root_files(files_txt).items()}
     lines = []
     for line in files_txt.read_text().splitlines():
         entry = line.strip()
         path = Path(entry) if Path(entry).is_absolute() else files_txt.parent / entry
-        if entry and not entry.startswith("#") and "://" not in entry and path.is_file():
-            lines.append(f"data/{path.name}")
-        else:
-            lines.append(line)
+        lines.append(uploaded.get(str(path), line) if listed_entries(line) else line)
     return "\n".join(lines) + "\n"
 
 

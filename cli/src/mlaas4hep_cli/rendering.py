@@ -26,6 +26,7 @@ from mlaas4hep_cli.config import LOCAL_ISSUER, DeploymentConfig
 from mlaas4hep_cli.deployment_vars import ansible_vars
 from mlaas4hep_cli.home import toolkit_home
 from mlaas4hep_cli.playbook import ansible_environment, ansible_tool
+from mlaas4hep_cli.targets import target_class
 
 
 @dataclass
@@ -54,7 +55,7 @@ def write_private(path: Path, text: str) -> Path:
 
 def render(config: DeploymentConfig, out: Path) -> Rendered:
     rendered = Rendered(out)
-    local = config.target.kind == "local"
+    local = target_class(config.target.kind).on_this_host
     variables = ansible_vars(config, local=local)
     rendered.files["ansible vars"] = write_private(
         out / "ansible" / "vars.json", json.dumps(variables, indent=1)
@@ -182,15 +183,6 @@ def compose_check(env: dict[str, str]) -> list[Finding]:
     return findings
 
 
-def read_env(path: Path) -> dict[str, str]:
-    values = {}
-    for line in path.read_text().splitlines():
-        if line.strip() and not line.lstrip().startswith("#") and "=" in line:
-            key, _, value = line.partition("=")
-            values[key.strip()] = value.strip()
-    return values
-
-
 def validate(
     config: DeploymentConfig,
     scratch: Path,
@@ -199,7 +191,7 @@ def validate(
 ) -> tuple[list[Finding], float]:
     """All checks, the playbook's syntax check in parallel with the rest."""
     began = time.perf_counter()
-    local = config.target.kind == "local"
+    local = target_class(config.target.kind).on_this_host
     variables = ansible_vars(config, local=local)
     findings: list[Finding] = []
     ansible_findings: list[Finding] = []

@@ -9,9 +9,7 @@ local-demo` removes it.
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ from typing import Any
 
 from rich.console import Console
 
+from mlaas4hep_cli import client
 from mlaas4hep_cli.client import ServiceClient
 from mlaas4hep_cli.errors import CliError
 
@@ -38,13 +37,6 @@ class DemoReport:
 
 def step(number: int, text: str) -> None:
     console.print(f"[bold cyan]{number}.[/] {text}")
-
-
-def bundle_archive(folder: Path) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        tar.add(folder, arcname="demo")
-    return buffer.getvalue()
 
 
 def local_config(folder: Path, name: str) -> Path:
@@ -74,9 +66,7 @@ def example_rows(
     server: ServiceClient, job_id: str, sample: Any, folder: Path, per_class: int = 3
 ) -> tuple[list[list[float]], list[float]]:
     """A few events flattened with the run's own specs (downloaded with its results)."""
-    archive = server.request("GET", f"/jobs/{job_id}/results").content
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(folder, filter="data")
+    client.unpack_results(server, job_id, folder)
     return rows_for_prediction(sample, next(folder.rglob("global-specs.json")), per_class)
 
 
@@ -119,10 +109,8 @@ def rows_for_prediction(
 def run_service_demo(folder: Path, events: int, model: str, epochs: int) -> DemoReport:
     from mlaas4hep import log
     from mlaas4hep.sample import write_sample
-    from mlaas4hep_cli.commands.deploy import submit as create_deployment
-    from mlaas4hep_cli.commands.token import local_token
+    from mlaas4hep_cli import operations
     from mlaas4hep_cli.config import load_config
-    from mlaas4hep_cli.registry import Registry
 
     log.configure()
     timings: dict[str, float] = {}
@@ -138,8 +126,7 @@ def run_service_demo(folder: Path, events: int, model: str, epochs: int) -> Demo
     step(2, "deploying the stack here (podman, Ansible; images are built on first use)")
     mark = time.perf_counter()
     config = load_config(local_config(folder, "demo"))
-    record = create_deployment(config, folder / "mlaas4hep-local.yaml", None, None)
-    Registry().add(record)
+    record = operations.create(config, folder / "mlaas4hep-local.yaml")
     outputs = record.extra["outputs"]
     timings["create"] = round(time.perf_counter() - mark, 1)
     console.print(
@@ -148,23 +135,17 @@ def run_service_demo(folder: Path, events: int, model: str, epochs: int) -> Demo
     )
 
     step(3, "a token for the demo user from the development OpenID provider")
-    token = local_token(record.id, "demo")
+    token = operations.local_token(record.id, "demo")
     ca = outputs["ca_certificate"]
     server = ServiceClient(outputs["workflow_api"], token, verify=ca)
     tfaas = ServiceClient(outputs["tfaas_api"], token, verify=ca)
     try:
         step(4, f"uploading the inputs and submitting a workflow ({model})")
         mark = time.perf_counter()
-        server.request(
-            "POST",
-            "/upload",
-            params={"name": "demo"},
-            files={"file": ("demo.tar.gz", bundle_archive(sample.folder))},
-        )
-        job_id = server.json(
-            "POST",
-            "/submit",
-            json={
+        client.upload_inputs(server, "demo", client.pack(sample.folder, top="demo"))
+        job_id = client.submit_job(
+            server,
+            {
                 "name": "demo",
                 "files": "files_local.txt",
                 "labels": "labels.txt",
@@ -187,7 +168,7 @@ def run_service_demo(folder: Path, events: int, model: str, epochs: int) -> Demo
 
         step(6, "predictions for a few events through the inference API")
         rows, labels = example_rows(server, job_id, sample, Path(tempfile.mkdtemp()))
-        scores = tfaas.json("POST", "/json", json={"model": name, "keys": [], "values": rows})
+        scores = client.predict(tfaas, name, rows, keys=[])
         predictions = [
             {"true_label": label, "score": round(float(score[0]), 4)}
             for label, score in zip(labels, scores, strict=True)
@@ -210,17 +191,13 @@ def run_service_demo(folder: Path, events: int, model: str, epochs: int) -> Demo
 
 
 def wait_job(server: ServiceClient, job_id: str, timeout: float = 900) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    state = None
-    while time.monotonic() < deadline:
-        job = server.json("GET", f"/jobs/{job_id}")
-        if job["state"] != state:
-            state = job["state"]
-            console.print(f"   {time.strftime('%H:%M:%S')} {state}")
-        if state in ("SUCCEEDED", "FAILED", "CANCELLED"):
-            if state != "SUCCEEDED":
-                log = server.request("GET", f"/jobs/{job_id}/logs").text[-2000:]
-                raise CliError(f"the demo's job ended {state}: {job['reason']}\n{log}")
-            return job
-        time.sleep(1)
-    raise CliError(f"the demo's job did not finish in {timeout} s")
+    job = client.wait_job(
+        server,
+        job_id,
+        lambda job: console.print(f"   {time.strftime('%H:%M:%S')} {job['state']}"),
+        timeout,
+    )
+    if job["state"] != client.SUCCEEDED:
+        log = server.request("GET", f"/jobs/{job_id}/logs").text[-2000:]
+        raise CliError(f"the demo's job ended {job['state']}: {job['reason']}\n{log}")
+    return job

@@ -10,7 +10,6 @@ podman-compose both set, with whichever engine runs it (docker, then podman), th
 from __future__ import annotations
 
 import shlex
-import subprocess
 
 from mlaas4hep_cli.errors import CliError
 from mlaas4hep_cli.registry import DeploymentRecord
@@ -43,30 +42,12 @@ def exec_script(project: str, service: str, command: list[str]) -> str:
 
 def service_exec(record: DeploymentRecord, service: str, command: list[str]) -> tuple[int, str]:
     """(exit code, output) of `command` in the deployment's `service` container."""
+    from mlaas4hep_cli.operations import run_script
+
     project = str(record.extra.get("project", record.name))
-    script = exec_script(project, service, command)
-    if record.target == "local":
-        result = subprocess.run(
-            ["/bin/sh", "-c", script], capture_output=True, text=True, check=False
-        )
-        code, output = result.returncode, result.stdout + result.stderr
-    else:
-        code, output = _over_ssh(record, script)
+    code, output = run_script(record, exec_script(project, service, command))
     if code == NO_ENGINE:
         raise CliError(f"deployment {record.id}: neither docker nor podman is installed there")
     if code == NO_CONTAINER:
         raise CliError(f"deployment {record.id} has no running '{service}' service")
     return code, output
-
-
-def _over_ssh(record: DeploymentRecord, script: str) -> tuple[int, str]:
-    from mlaas4hep_cli.commands.remote import endpoint_for
-    from mlaas4hep_cli.remote import connect
-
-    client = connect(endpoint_for(record))
-    try:
-        _, stdout, stderr = client.exec_command(script)  # type: ignore[attr-defined]
-        output = stdout.read().decode() + stderr.read().decode()  # small: read to the end first
-        return stdout.channel.recv_exit_status(), output
-    finally:
-        client.close()  # type: ignore[attr-defined]

@@ -56,3 +56,13 @@ def from_agent(account: str | None, issuer: str | None, min_valid_s: int) -> str
             f"oidc-agent could not give a token for {where}: {exc} (is oidc-agent "
             "running, OIDC_SOCK set, and the account loaded with `oidc-add`?)"
         ) from None
+
+
+def optional_token(token: str | None, account: str | None) -> str | None:
+    """A token when the operator has one (flag, variable, oidc-agent account); else none, for
+    services whose reading calls are open (TFaaS lists and predictions)."""
+    if token or account or any(os.environ.get(v) for v in TOKEN_VARIABLES):
+        return get_token(token, account)
+    if os.environ.get("MLAAS4HEP_OIDC_ACCOUNT"):
+        return get_token(None, None)
+    return None

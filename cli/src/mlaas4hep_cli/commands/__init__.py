@@ -1,1 +1,3 @@
-"""One module per command: argument wiring plus a call into a plain function."""
+"""One module per verb, in the style of xOpera's commands: options, errors mapped to one message
+and exit code (`user_errors`), and a call into the operations (operations.py, client.py). Only
+main.py imports these modules."""

@@ -1,59 +1,14 @@
-"""`mlaas4hep demo`: the embedded default job, with no cloud account and no network.
-
-By default the whole service (see service_demo.py); with --pipeline-only, a synthetic ttH(bb)
-sample and the full workflow on it with the poster's preproc.json: specs, chunks, training of a
-built-in model, metrics, plots and exported models.
-"""
+"""`mlaas4hep demo`: the embedded default job, with no cloud account and no network: the
+whole service (service_demo.py), or with --pipeline-only the pipeline alone (pipeline_demo.py)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from mlaas4hep_cli.errors import require_service_package, user_errors
-
-stdout = Console()
-
-
-def run_demo(folder: Path, events: int, model: str, epochs: int) -> Path:
-    """Sample data, then a workflow run over it; prints what it did and returns the run folder."""
-    from mlaas4hep import log
-    from mlaas4hep.commands.workflow import print_result
-    from mlaas4hep.params import load_params
-    from mlaas4hep.runfolder import run_folder
-    from mlaas4hep.sample import write_sample
-    from mlaas4hep.workflow import run_workflow
-
-    log.configure()
-    stdout.rule("[bold]MLaaS4HEP demo")
-    began = time.perf_counter()
-    sample = write_sample(folder / "sample", events=events)
-    stdout.print(
-        f"1. sample ntuples ({events} events each) in {sample.folder} "
-        f"[{time.perf_counter() - began:.1f} s]"
-    )
-    params = load_params(sample.params_json)
-    params.epochs = epochs
-    target = folder / "runs" / time.strftime("demo-%Y%m%d-%H%M%S")
-    stdout.print(f"2. workflow: specs, chunks with the poster's preproc.json, training {model}")
-    with run_folder(target) as work:
-        result = run_workflow(
-            str(sample.files_txt),
-            str(sample.labels_txt),
-            model,
-            work,
-            sample.params_json,
-            sample.preproc_json,
-            run_name=target.name,
-            params=params,
-        )
-    print_result(result, target)
-    stdout.print(f"   plots: {target / params.hist}   model bundle: {target / 'tfaas'}")
-    return target
 
 
 def demo(
@@ -72,6 +27,8 @@ def demo(
         require_service_package("mlaas4hep demo")
         folder.mkdir(parents=True, exist_ok=True)
         if pipeline_only:
+            from mlaas4hep_cli.pipeline_demo import run_demo
+
             run_demo(folder, events, model, epochs)
         else:
             from mlaas4hep_cli.service_demo import run_service_demo

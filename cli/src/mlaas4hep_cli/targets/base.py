@@ -1,16 +1,26 @@
-"""What every target reports, and a retrying HTTP call shared by the remote ones."""
+"""What every target is and reports: the `Target` interface, the phases a deployment goes
+through, and a retrying HTTP call shared by the remote targets."""
 
 from __future__ import annotations
 
+import abc
 import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
 from mlaas4hep_cli.errors import CliError
+
+if TYPE_CHECKING:
+    from mlaas4hep_cli.config import DeploymentConfig
+    from mlaas4hep_cli.registry import DeploymentRecord
+    from mlaas4hep_cli.remote import SshEndpoint
+
+TokenSource = Callable[[], str]  # called only when a target needs the operator's access token
 
 
 class Phase(str, enum.Enum):
@@ -85,3 +95,93 @@ def raise_for(
     if response.status_code == 401:
         raise CliError(f"{what} refused the credentials (401): {unauthorised}; {text}")
     raise CliError(f"{what} answered {response.status_code}: {text}")
+
+
+class Target(abc.ABC):
+    """Where deployments go. One implementation per place (this host, the INDIGO PaaS
+    orchestrator, an Infrastructure Manager); the operations never ask which one they hold.
+
+    `tokens` gives the operator's access token; it is called only when the target needs one.
+    """
+
+    kind: ClassVar[str]
+    # The stack runs on this machine (podman, loopback) rather than on a VM.
+    on_this_host: ClassVar[bool] = False
+
+    def __init__(self, tokens: TokenSource) -> None:
+        self.tokens = tokens
+
+    @abc.abstractmethod
+    def create(
+        self, config: DeploymentConfig, config_path: Path | None, extra: dict[str, Any]
+    ) -> DeploymentRecord:
+        """Start the deployment; `extra` is kept in its record (e.g. the profile used)."""
+
+    @abc.abstractmethod
+    def status(self, record: DeploymentRecord) -> DeploymentState: ...
+
+    @abc.abstractmethod
+    def log(self, record: DeploymentRecord) -> str: ...
+
+    @abc.abstractmethod
+    def destroy(self, record: DeploymentRecord) -> None:
+        """Remove everything the deployment made; a deployment already gone is not an error."""
+
+    def outputs(self, record: DeploymentRecord) -> dict[str, Any]:
+        state = self.status(record)
+        if state.phase is not Phase.READY:
+            raise CliError(
+                f"deployment {state.id} is {state.phase.value}, not READY: "
+                f"no outputs yet {('(' + state.reason + ')') if state.reason else ''}"
+            )
+        return state.outputs
+
+    def ssh_endpoint(self, record: DeploymentRecord, vm: int = 0) -> SshEndpoint:
+        """How to log in to the deployment's VM number `vm`: what its record holds."""
+        from mlaas4hep_cli.remote import SshEndpoint
+
+        ssh = record.ssh
+        if not ssh.get("host"):
+            raise CliError(
+                f"deployment {record.id} has no known address yet: is it READY? "
+                "(`mlaas4hep status`)"
+            )
+        key = Path(ssh["key_file"]) if ssh.get("key_file") else None
+        return SshEndpoint(
+            str(ssh["host"]), str(ssh.get("user", "mlaas")), int(ssh.get("port", 22)), key
+        )
+
+    def run_script(self, record: DeploymentRecord, script: str) -> tuple[int, str]:
+        """(exit code, output) of a shell script on the deployment's host: over SSH here."""
+        from mlaas4hep_cli.remote import connect
+
+        client = connect(self.ssh_endpoint(record))
+        try:
+            _, stdout, stderr = client.exec_command(script)  # type: ignore[attr-defined]
+            output = stdout.read().decode() + stderr.read().decode()  # small: read to the end
+            return stdout.channel.recv_exit_status(), output
+        finally:
+            client.close()  # type: ignore[attr-defined]
+
+    @staticmethod
+    def remove_unrecorded(deployment: str) -> str | None:
+        """Clean up a deployment the registry does not know, where this target can find it
+        without a record; what was done, or None."""
+        return None
+
+    def scale(self, record: DeploymentRecord, workers: int) -> DeploymentState:
+        raise CliError(f"{self.kind} deployments cannot be scaled (deployment {record.id})")
+
+
+def cloud_template(config: DeploymentConfig) -> tuple[str, dict[str, Any]]:
+    """The rendered TOSCA template and its input values, for the remote targets.
+
+    Rendered in a private temporary folder that is removed at once: the files hold secrets.
+    """
+    import tempfile
+
+    from mlaas4hep_cli.tosca import render_template
+
+    with tempfile.TemporaryDirectory(prefix="mlaas4hep-render-") as scratch:
+        rendered = render_template(config, Path(scratch))
+        return rendered.template.read_text(), rendered.inputs

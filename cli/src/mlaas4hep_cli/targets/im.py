@@ -14,13 +14,27 @@ The Authorization header holds credential lines (`id = im; type = Infrastructure
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from mlaas4hep_cli.errors import CliError
-from mlaas4hep_cli.targets.base import DeploymentState, Phase, Retry, raise_for
+from mlaas4hep_cli.registry import DeploymentRecord
+from mlaas4hep_cli.targets.base import (
+    DeploymentState,
+    Phase,
+    Retry,
+    Target,
+    cloud_template,
+    raise_for,
+)
+
+if TYPE_CHECKING:
+    from mlaas4hep_cli.config import DeploymentConfig
+    from mlaas4hep_cli.remote import SshEndpoint
 
 IM_CREDENTIALS = (
     "check the IM authorization file (an 'id = im; type = InfrastructureManager' "
@@ -176,3 +190,80 @@ def ssh_details(radl: list[dict[str, Any]]) -> dict[str, Any]:
         "private_key": system.get("disk.0.os.credentials.private_key"),
         "port": int(system.get("disk.0.os.credentials.port", 22) or 22),
     }
+
+
+class ImTarget(Target):
+    """An Infrastructure Manager: the template goes to IM, which makes and configures the VMs.
+
+    IM's credentials are lines of the authorization file; a `{token}` there is replaced by the
+    operator's access token (asked for only then).
+    """
+
+    kind = "im"
+
+    @contextmanager
+    def client(self, url: str, auth_file: Path) -> Iterator[ImClient]:
+        auth_file = auth_file.expanduser()
+        try:
+            wants_token = "{token}" in auth_file.read_text()
+        except OSError as exc:
+            raise CliError(
+                f"{auth_file}: cannot read the IM authorization file ({exc.strerror})"
+            ) from None
+        client = ImClient(url, read_auth(auth_file, self.tokens() if wants_token else None))
+        try:
+            yield client
+        finally:
+            client.close()
+
+    def recorded_client(self, record: DeploymentRecord) -> Any:
+        auth_file = record.extra.get("im_auth_file")
+        if not auth_file:
+            raise CliError(f"deployment {record.id}: no IM authorization file recorded")
+        return self.client(record.endpoint, Path(auth_file))
+
+    def create(
+        self, config: DeploymentConfig, config_path: Path | None, extra: dict[str, Any]
+    ) -> DeploymentRecord:
+        if config.target.im_auth_file is None:
+            raise CliError("target.im_auth_file is required for the im target")
+        auth_file = config.target.im_auth_file.expanduser()
+        template, _ = cloud_template(config)
+        with self.client(config.target.im_url, auth_file) as client:
+            infrastructure = client.create(template)
+        return DeploymentRecord(
+            infrastructure,
+            self.kind,
+            config.target.im_url,
+            config.name,
+            config=str(config_path or ""),
+            extra={**extra, "im_auth_file": str(auth_file)},
+        )
+
+    def status(self, record: DeploymentRecord) -> DeploymentState:
+        with self.recorded_client(record) as client:
+            return client.status(record.id)
+
+    def log(self, record: DeploymentRecord) -> str:
+        with self.recorded_client(record) as client:
+            return client.log(record.id)
+
+    def destroy(self, record: DeploymentRecord) -> None:
+        with self.recorded_client(record) as client:
+            client.destroy(record.id)
+
+    def ssh_endpoint(self, record: DeploymentRecord, vm: int = 0) -> SshEndpoint:
+        """IM made the VM's login: its address, user and key come from the VM's RADL."""
+        if record.ssh.get("host"):
+            return super().ssh_endpoint(record, vm)
+        from mlaas4hep_cli.remote import private_key_file
+
+        with self.recorded_client(record) as client:
+            details = ssh_details(client.vm_info(record.id, vm))
+        if details.get("private_key"):
+            details["key_file"] = str(private_key_file(record.id, vm, details.pop("private_key")))
+        known = {k: v for k, v in details.items() if v and k != "private_key"}
+        return super().ssh_endpoint(
+            DeploymentRecord(record.id, record.target, record.endpoint, record.name, ssh=known),
+            vm,
+        )

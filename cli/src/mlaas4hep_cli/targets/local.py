@@ -30,7 +30,7 @@ from mlaas4hep_cli.home import toolkit_home
 from mlaas4hep_cli.images import IMAGES, build_images, image_exists, image_reference
 from mlaas4hep_cli.playbook import run_site
 from mlaas4hep_cli.registry import DeploymentRecord
-from mlaas4hep_cli.targets.base import DeploymentState, Phase
+from mlaas4hep_cli.targets.base import DeploymentState, Phase, Target
 
 console = Console(stderr=True)
 HOST_PORTS = (8080, 8083, 8099)  # the services' own ports on 127.0.0.1 in host networking
@@ -146,6 +146,43 @@ def local_variables(config: DeploymentConfig, project: Path) -> tuple[dict[str, 
     return variables, outputs
 
 
+class LocalTarget(Target):
+    """This machine: every service in podman on 127.0.0.1, configured by the same roles."""
+
+    kind = "local"
+    on_this_host = True
+
+    def create(
+        self, config: DeploymentConfig, config_path: Path | None, extra: dict[str, Any]
+    ) -> DeploymentRecord:
+        return create_local(config, config_path, extra)
+
+    def status(self, record: DeploymentRecord) -> DeploymentState:
+        return local_state(record)
+
+    def log(self, record: DeploymentRecord) -> str:
+        return localstack.logs(record.extra.get("project", record.name))
+
+    def destroy(self, record: DeploymentRecord) -> None:
+        destroy_local(record)
+
+    def run_script(self, record: DeploymentRecord, script: str) -> tuple[int, str]:
+        result = subprocess.run(
+            ["/bin/sh", "-c", script], capture_output=True, text=True, check=False
+        )
+        return result.returncode, result.stdout + result.stderr
+
+    @staticmethod
+    def remove_unrecorded(deployment: str) -> str | None:
+        """A local stack the registry forgot (`local-NAME`) is still found by its containers."""
+        name = deployment.removeprefix("local-")
+        if name == deployment or not localstack.containers(name):
+            return None
+        localstack.remove_leftovers(name)
+        shutil.rmtree(project_folder(name), ignore_errors=True)
+        return f"removed the containers of {deployment} (it was not in the registry)"
+
+
 def create_local(
     config: DeploymentConfig, path: Path | None, extra: dict[str, Any]
 ) -> DeploymentRecord:
@@ -234,10 +271,6 @@ def local_state(record: DeploymentRecord) -> DeploymentState:
     return DeploymentState(
         record.id, Phase.FAILED, "unhealthy", reason, details={"containers": names}
     )
-
-
-def local_log(record: DeploymentRecord) -> str:
-    return localstack.logs(record.extra.get("project", record.name))
 
 
 def destroy_local(record: DeploymentRecord) -> None:

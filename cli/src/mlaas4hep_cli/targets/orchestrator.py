@@ -12,11 +12,25 @@ DELETE_COMPLETE, DELETE_FAILED, UNKNOWN. Every call carries the user's IAM beare
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from mlaas4hep_cli.targets.base import DeploymentState, Phase, Retry, raise_for
+from mlaas4hep_cli.registry import DeploymentRecord
+from mlaas4hep_cli.targets.base import (
+    DeploymentState,
+    Phase,
+    Retry,
+    Target,
+    cloud_template,
+    raise_for,
+)
+
+if TYPE_CHECKING:
+    from mlaas4hep_cli.config import DeploymentConfig
 
 PHASES = {
     "CREATE_IN_PROGRESS": Phase.CREATING,
@@ -106,3 +120,46 @@ class OrchestratorClient:
                 if k in body
             },
         )
+
+
+class OrchestratorTarget(Target):
+    """INFN Cloud: the template and its inputs go to the orchestrator, which picks a cloud."""
+
+    kind = "orchestrator"
+
+    @contextmanager
+    def client(self, url: str) -> Iterator[OrchestratorClient]:
+        client = OrchestratorClient(url, self.tokens())
+        try:
+            yield client
+        finally:
+            client.close()
+
+    def create(
+        self, config: DeploymentConfig, config_path: Path | None, extra: dict[str, Any]
+    ) -> DeploymentRecord:
+        template, inputs = cloud_template(config)
+        url = config.target.orchestrator_url
+        with self.client(url) as client:
+            state = client.create(template, inputs)
+        return DeploymentRecord(
+            state.id,
+            self.kind,
+            url,
+            config.name,
+            config=str(config_path or ""),
+            ssh={"user": config.vm.os_user},
+            extra=extra,
+        )
+
+    def status(self, record: DeploymentRecord) -> DeploymentState:
+        with self.client(record.endpoint) as client:
+            return client.status(record.id)
+
+    def log(self, record: DeploymentRecord) -> str:
+        with self.client(record.endpoint) as client:
+            return client.log(record.id)
+
+    def destroy(self, record: DeploymentRecord) -> None:
+        with self.client(record.endpoint) as client:
+            client.destroy(record.id)

@@ -1,0 +1,33 @@
+"""`mlaas4hep logs JOB`: print or follow a job's log."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from mlaas4hep_cli import client
+from mlaas4hep_cli.errors import user_errors
+from mlaas4hep_cli.options import Account, CaBundle, Insecure, Server, Token
+from mlaas4hep_cli.tokens import get_token
+
+
+def logs(
+    job_id: str,
+    server: Server,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep streaming")] = False,
+    account: Account = None,
+    token: Token = None,
+    ca_bundle: CaBundle = None,
+    insecure: Insecure = False,
+) -> None:
+    """Print (or follow) a job's log."""
+    with (
+        user_errors(),
+        client.connect(server, get_token(token, account), ca_bundle, insecure) as service,
+        service.stream(f"/jobs/{job_id}/logs", params={"follow": follow}, timeout=None) as answer,
+    ):
+        for block in answer.iter_bytes():
+            sys.stdout.buffer.write(block)
+            sys.stdout.flush()

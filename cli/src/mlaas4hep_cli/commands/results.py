@@ -1,0 +1,39 @@
+"""`mlaas4hep results JOB`: download a finished job's run folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from mlaas4hep_cli import client
+from mlaas4hep_cli.errors import user_errors
+from mlaas4hep_cli.options import Account, AsJson, CaBundle, Insecure, Server, Token
+from mlaas4hep_cli.tokens import get_token
+
+console = Console()
+
+
+def results(
+    job_id: str,
+    server: Server,
+    output: Annotated[Path, typer.Option("--output", "-o", help="where to unpack")] = Path(),
+    account: Account = None,
+    token: Token = None,
+    ca_bundle: CaBundle = None,
+    insecure: Insecure = False,
+    as_json: AsJson = False,
+) -> None:
+    """Download a finished job's run folder (model, metrics, plots, bundle)."""
+    with (
+        user_errors(),
+        client.connect(server, get_token(token, account), ca_bundle, insecure) as service,
+    ):
+        folders = [str(folder) for folder in client.unpack_results(service, job_id, output)]
+    if as_json:
+        print(json.dumps({"job_id": job_id, "folders": folders}))
+    else:
+        console.print(f"results of {job_id} in {', '.join(folders)}")

@@ -1,0 +1,39 @@
+"""Typer options shared by several commands, defined once so that every command spells, documents
+and reads them the same way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+Account = Annotated[
+    Optional[str],  # noqa: UP045 - Typer reads the annotation at run time
+    typer.Option("--account", "-a", help="oidc-agent account for the token"),
+]
+Token = Annotated[Optional[str], typer.Option(help="access token (else MLAAS4HEP_TOKEN)")]  # noqa: UP045
+CaBundle = Annotated[Optional[str], typer.Option(help="CA bundle for the server's TLS")]  # noqa: UP045
+Insecure = Annotated[bool, typer.Option(help="do not verify the server's TLS certificate")]
+AsJson = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+ProfileName = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--profile", "-p", help="profile in ~/.config/mlaas4hep/config.yaml"),
+]
+DeploymentId = Annotated[str, typer.Argument(help="deployment id (or unique prefix, or name)")]
+Server = Annotated[str, typer.Option(envvar="MLAAS4HEP_SERVER", help="workflow server URL")]
+Tfaas = Annotated[
+    str, typer.Option("--tfaas", envvar="MLAAS4HEP_TFAAS", help="TFaaS URL, e.g. http://host:8083")
+]
+ConfigFile = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option("--config", "-c", help="deployment configuration", envvar="MLAAS4HEP_CONFIG"),
+]
+Overrides = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    typer.Option("--set", help="override a setting: section.key=value (repeatable)"),
+]
+RequiredConfigFile = Annotated[
+    Path,
+    typer.Option("--config", "-c", help="deployment configuration", envvar="MLAAS4HEP_CONFIG"),
+]
