@@ -23,6 +23,10 @@ class DaskCluster:
     def address(self) -> str:
         return f"tcp://127.0.0.1:{self.port}"
 
+    @property
+    def workers(self) -> list[subprocess.Popen]:
+        return self.processes[1:]
+
     def stop(self) -> None:
         for process in reversed(self.processes):
             if process.poll() is None:
@@ -33,7 +37,9 @@ class DaskCluster:
                     os.killpg(process.pid, signal.SIGKILL)
 
 
-def start_cluster(workers: int = 1) -> DaskCluster:
+def start_cluster(workers: int = 1, separate: bool = False) -> DaskCluster:
+    """A scheduler and `workers` single-thread workers: under one nanny process, or (`separate`)
+    each its own process without a nanny, so that a test can kill one worker for good."""
     cluster = DaskCluster(free_port(), Path(tempfile.mkdtemp(prefix="mlaas4hep-dask-")))
     dask = str(Path(sys.executable).with_name("dask"))
 
@@ -59,16 +65,10 @@ def start_cluster(workers: int = 1) -> DaskCluster:
         "--no-dashboard",
     )
     wait_for_port(cluster.port, timeout=30)
-    spawn(
-        "worker",
-        "worker",
-        cluster.address,
-        "--nworkers",
-        str(workers),
-        "--nthreads",
-        "1",
-        "--no-dashboard",
-        "--host",
-        "127.0.0.1",
-    )
+    common = ["--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"]
+    if separate:
+        for number in range(workers):
+            spawn(f"worker-{number}", "worker", cluster.address, "--no-nanny", *common)
+    else:
+        spawn("worker", "worker", cluster.address, "--nworkers", str(workers), *common)
     return cluster

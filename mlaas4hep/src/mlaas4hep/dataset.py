@@ -241,14 +241,18 @@ class Dataset:
     def num_chunks(self) -> int:
         return max(-(-f.quota // f.step) for f in self.files)
 
-    def stream(self, f: InputFile, step: int) -> Iterator[tuple[dict[str, Any], int]]:
-        """The file's planned events, `step` at a time, pre-processed and checked.
+    def stream(
+        self, f: InputFile, step: int, start: int = 0, stop: int | None = None
+    ) -> Iterator[tuple[dict[str, Any], int]]:
+        """The file's planned events (or entries `start` to `stop`: one partition of a cluster
+        run), `step` at a time, pre-processed and checked.
 
         Yields the arrays (features plus label branch) and the number of events read.
         """
         keep = set(self.feature_kinds) | ({self.labels.branch} if self.labels.branch else set())
-        position = 0
-        for arrays in f.tree.iterate(self.read_names, 0, f.quota, step):
+        position = start
+        stop = f.quota if stop is None else stop
+        for arrays in f.tree.iterate(self.read_names, start, stop, step):
             n_read = len(next(iter(arrays.values())))
             if not self.preproc.is_empty:
                 arrays, _ = self.preproc.apply(arrays, self.cut_tally)

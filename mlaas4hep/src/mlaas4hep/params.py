@@ -88,6 +88,18 @@ class Params(BaseModel):
         "error", description="what to do with NaN/inf in the data: fail, or drop those events"
     )
     workers: int = Field(2, ge=1, description="threads used to decompress ROOT baskets")
+    cluster: str = Field(
+        "",
+        description="spread the run over a Dask cluster: tcp://HOST:8786, or local:N worker "
+        "processes (empty: this process)",
+    )
+
+    @field_validator("cluster")
+    @classmethod
+    def _cluster(cls, value: str) -> str:
+        from mlaas4hep.cluster.connect import check_spec
+
+        return check_spec(value) if value.strip() else ""
 
     @field_validator("identifier", "selected_branches", "exclude_branches", mode="before")
     @classmethod

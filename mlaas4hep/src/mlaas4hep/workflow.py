@@ -10,6 +10,8 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from mlaas4hep.artifacts import manifest
+from mlaas4hep.cluster.spread import Spread
 from mlaas4hep.dataset import Dataset
 from mlaas4hep.generator import ChunkGenerator
 from mlaas4hep.params import Params, load_params
@@ -102,13 +105,23 @@ def run_workflow(
         },
     )
     write_json_atomic(run_dir / "params.json", params.model_dump(mode="json"))
-    with Dataset.open(
-        file_list, label_source, params, preproc, inputs_root, inputs_root
-    ) as dataset:
-        specs = obtain_specs(dataset, run_dir, specs_path, SpecsCache.default())
+    with (
+        Dataset.open(file_list, label_source, params, preproc, inputs_root, inputs_root) as dataset,
+        cluster_session(params.cluster) as session,
+    ):
+        spread = Spread.over(session, dataset) if session else None
+        specs = obtain_specs(
+            dataset,
+            run_dir,
+            specs_path,
+            SpecsCache.default(),
+            **({"compute": spread.compute_specs} if spread else {}),
+        )
         lap("specs")
-        generator = ChunkGenerator(dataset, specs, flatten_ahead=True)
-        task = detect(dataset, specs, params)
+        generator = (
+            spread.chunks(specs) if spread else ChunkGenerator(dataset, specs, flatten_ahead=True)
+        )
+        task = detect(dataset, specs, params, generator)
         logger.info(
             "task: %s%s",
             task.kind,
@@ -119,10 +132,14 @@ def run_workflow(
         lap("model")
         chunks = ChunkCache(generator, params.cache_mb * 1024**2)
         trainer = Trainer(adapter, chunks, task, params)
-        report = trainer.train()
+        if spread and adapter.framework == "xgboost":
+            report = spread.train_xgboost(adapter, task, specs)
+        else:
+            report = trainer.train()
         lap("training")
         evaluation = evaluate(adapter, chunks, trainer, task, specs)
         lap("evaluation")
+        cluster = session.describe() if session else None
     metrics = compute_metrics(task, evaluation, report, params.metrics.threshold)
     write_json_atomic(run_dir / "metrics.json", metrics)
     plots = (
@@ -163,12 +180,14 @@ def run_workflow(
                 "events": report.train_events,
                 "steps": len(report.history),
                 "procedure": params.training,
+                **({"workers": report.workers} if report.workers else {}),
             },
             "exports": exports.to_json(),
             "plots": [f"{params.hist}/{name}" for name in plots],
             "versions": manifest.versions(),
             "host": manifest.host(),
             "timings": timings,
+            "cluster": cluster,
             "specs_inputs_hash": specs.inputs_hash,
         },
     )
@@ -185,15 +204,29 @@ def run_workflow(
     )
 
 
-def detect(dataset: Dataset, specs: Any, params: Params) -> Any:
+def detect(dataset: Dataset, specs: Any, params: Params, generator: Any) -> Any:
     """The task from per-file labels of files that kept events, or the first chunk's labels."""
     from mlaas4hep.train.tasks import detect_task
 
     if dataset.labels.per_file is not None:
         values = np.array([f.label for f in dataset.files if specs.events.get(f.listed, 1) > 0])
         return detect_task(params.task, values, float(values.mean()), float(values.std()))
-    first = next(iter(ChunkGenerator(dataset, specs, prefetch=False, progress=False)))
+    if isinstance(generator, ChunkGenerator):  # read just one chunk, without a progress bar
+        generator = ChunkGenerator(dataset, specs, prefetch=False, progress=False)
+    first = next(iter(generator))
     return detect_task(params.task, first.y, float(first.y.mean()), float(first.y.std()))
+
+
+@contextmanager
+def cluster_session(spec: str) -> Iterator[Any]:
+    """The Dask cluster the run is spread over, or None for a run in this process."""
+    if not spec:
+        yield None
+        return
+    from mlaas4hep.cluster import open_cluster
+
+    with open_cluster(spec) as session:
+        yield session
 
 
 def headline(metrics: dict[str, Any]) -> dict[str, float]:

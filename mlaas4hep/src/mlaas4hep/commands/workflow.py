@@ -37,11 +37,20 @@ def workflow(
         Optional[Path],  # noqa: UP045
         typer.Option(help="run folder (default runs/run-<time>-<pid>)"),
     ] = None,
+    cluster: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            help="spread the run over a Dask cluster: tcp://HOST:8786, or local:N worker "
+            'processes (else "cluster" in params.json; default: this process)'
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """Train a model on ROOT ntuples; everything goes into one run folder."""
     with user_errors(), diagnosed_auth_failures():
         parameters = load_params(params)
+        if cluster is not None:
+            parameters.cluster = cluster
         log.configure(parameters.verbose)
         target = fout or default_run_dir()
         with run_folder(target) as work:

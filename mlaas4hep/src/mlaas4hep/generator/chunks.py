@@ -94,7 +94,7 @@ class ChunkGenerator:
         count = self.dataset.num_chunks
         if not self.prefetch:
             for _ in range(count):
-                yield self._flatten(*self._read(streams), rng)
+                yield self.flatten(*self._read(streams), rng)
             return
         if not self.flatten_ahead:
             with ThreadPoolExecutor(1, thread_name_prefix="mlaas4hep-read") as reader:
@@ -103,7 +103,7 @@ class ChunkGenerator:
                     assert pending is not None
                     current = pending.result()
                     pending = reader.submit(self._read, streams) if index + 1 < count else None
-                    yield self._flatten(*current, rng)
+                    yield self.flatten(*current, rng)
             return
         with (
             ThreadPoolExecutor(1, thread_name_prefix="mlaas4hep-read") as reader,
@@ -112,7 +112,7 @@ class ChunkGenerator:
 
             def make_next() -> Future[tuple[Chunk, int]]:
                 read = reader.submit(self._read, streams)
-                return flattener.submit(lambda: self._flatten(*read.result(), rng))
+                return flattener.submit(lambda: self.flatten(*read.result(), rng))
 
             ahead = make_next() if count else None
             for index in range(count):
@@ -136,7 +136,7 @@ class ChunkGenerator:
             portions.append((f, arrays))
         return portions, n_read
 
-    def _flatten(
+    def flatten(
         self,
         portions: list[tuple[InputFile, dict]],
         n_read: int,

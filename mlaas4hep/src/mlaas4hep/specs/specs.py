@@ -42,6 +42,16 @@ class FileSpecs:
         if max_length is not None:
             self.jdim[name] = max(int(max_length), self.jdim.get(name, 0))
 
+    def absorb(self, other: FileSpecs) -> None:
+        """Add what another part of the same file saw (partitions of a cluster run): ranges and
+        lengths widen, counts add up, so any split of a file gives the same specs."""
+        for name in other.minv:
+            self.update(name, np.array([other.minv[name], other.maxv[name]]))
+        for name, length in other.jdim.items():
+            self.jdim[name] = max(length, self.jdim.get(name, 0))
+        self.entries += other.entries
+        self.events += other.events
+
     def finish(self) -> None:
         """Branches that never held a value get a neutral [0, 0] range and zero length."""
         for name in [*self.fkeys, *self.jkeys]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,8 +108,10 @@ def obtain_specs(
     run_dir: Path,
     specs_path: Path | None = None,
     cache: SpecsCache | None = None,
+    compute: Callable[[Dataset], tuple[Specs, dict[str, FileSpecs]]] = compute_specs,
 ) -> Specs:
-    """Given specs, cached specs for identical inputs, or a fresh first pass; saved in run_dir."""
+    """Given specs, cached specs for identical inputs, or a fresh first pass (`compute`: in this
+    process, or on a cluster); saved in run_dir."""
     inputs_hash = dataset.inputs_hash()
     if specs_path is not None:
         specs = Specs.load(specs_path)
@@ -126,7 +129,7 @@ def obtain_specs(
         if specs is not None:
             logger.info("+++ reusing cached specs for identical inputs (%s)", inputs_hash[:12])
         else:
-            specs, per_file = compute_specs(dataset)
+            specs, per_file = compute(dataset)
             for listed, file_specs in per_file.items():
                 name = Path(listed).name.removesuffix(".root")
                 write_json_atomic(

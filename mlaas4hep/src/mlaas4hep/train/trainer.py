@@ -76,12 +76,14 @@ class TrainingReport:
     history: list[StepRecord] = field(default_factory=list)
     train_events: int = 0
     seconds: float = 0.0
+    workers: list[str] = field(default_factory=list)  # cluster workers that trained (if any)
 
     def to_json(self) -> dict:
         return {
             "history": [asdict(r) for r in self.history],
             "train_events": self.train_events,
             "seconds": self.seconds,
+            "workers": self.workers,
         }
 
 

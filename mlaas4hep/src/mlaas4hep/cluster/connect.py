@@ -1,0 +1,133 @@
+"""Reaching the cluster a run is spread over: a running Dask scheduler (`tcp://HOST:8786`,
+`tls://...`) or a local cluster of N worker processes started for the run (`local:N`).
+
+An unreachable scheduler is a clear error within seconds, never a hang.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlaas4hep.errors import ConfigError, MlaasError
+
+logger = logging.getLogger("mlaas4hep")
+LOCAL = re.compile(r"^local:(\d+)$")
+CONNECT_TIMEOUT_S = 10
+
+
+class ClusterError(MlaasError):
+    """The cluster cannot be used (unreachable, no workers)."""
+
+    exit_code = 2
+
+
+@dataclass
+class ClusterSession:
+    """A connected Dask client and what the manifest records about the cluster."""
+
+    client: Any
+    address: str
+    dashboard: str | None
+    workers: dict[str, int] = field(default_factory=dict)  # address -> threads
+
+    @property
+    def threads(self) -> int:
+        return sum(self.workers.values())
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "scheduler": self.address,
+            "dashboard": self.dashboard,
+            "workers": len(self.workers),
+            "threads": self.threads,
+        }
+
+
+def check_spec(spec: str) -> str:
+    """`tcp://HOST:PORT`, `tls://HOST:PORT` or `local:N`; anything else is one clear line."""
+    spec = spec.strip()
+    if LOCAL.match(spec) and int(spec.split(":")[1]) >= 1:
+        return spec
+    if re.match(r"^(tcp|tls)://[^\s/]+:\d+$", spec):
+        return spec
+    raise ConfigError(
+        f"cluster {spec!r}: give a Dask scheduler address (tcp://HOST:8786) or local:N for N "
+        "local worker processes"
+    )
+
+
+@contextmanager
+def open_cluster(spec: str, wait_workers_s: float = 60) -> Iterator[ClusterSession]:
+    """Connect to (or start) the cluster; closed (and a local one stopped) on leaving."""
+    from distributed import Client, LocalCluster
+
+    spec = check_spec(spec)
+    local = None
+    if match := LOCAL.match(spec):
+        local = LocalCluster(
+            n_workers=int(match.group(1)),
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            host="127.0.0.1",
+        )
+        target: Any = local
+    else:
+        target = spec
+    try:
+        try:
+            client = Client(target, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(
+                f"cannot reach the Dask scheduler at {spec} within {CONNECT_TIMEOUT_S} s "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no answer'}); "
+                "is it running, and is the address right?"
+            ) from None
+        try:
+            try:
+                client.wait_for_workers(1, timeout=wait_workers_s)
+            except TimeoutError:
+                raise ClusterError(
+                    f"the Dask scheduler at {spec} has no workers (waited {wait_workers_s:.0f} s)"
+                ) from None
+            info = client.scheduler_info()
+            session = ClusterSession(
+                client,
+                client.scheduler.address,
+                dashboard(client, info),
+                {address: w.get("nthreads", 1) for address, w in info["workers"].items()},
+            )
+            logger.info(
+                "cluster %s: %d workers, %d threads%s",
+                session.address,
+                len(session.workers),
+                session.threads,
+                f", dashboard {session.dashboard}" if session.dashboard else "",
+            )
+            yield session
+        finally:
+            client.close()
+    finally:
+        if local is not None:
+            local.close()
+
+
+def dashboard(client: Any, info: dict[str, Any]) -> str | None:
+    """The dashboard's address when one answers (a scheduler may list one it does not serve)."""
+    import socket
+    from urllib.parse import urlparse
+
+    if not info.get("services", {}).get("dashboard"):
+        return None
+    link = client.dashboard_link
+    where = urlparse(link)
+    try:
+        with socket.create_connection((where.hostname, where.port or 80), timeout=1):
+            return link
+    except OSError:
+        return None
