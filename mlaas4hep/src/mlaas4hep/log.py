@@ -17,10 +17,13 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 logger = logging.getLogger("mlaas4hep")
 console = Console(stderr=True)
@@ -47,6 +50,18 @@ def progress_enabled() -> bool:
     return sys.stderr.isatty()
 
 
+class RateColumn(ProgressColumn):
+    """Work done per second (events/s), as physicists quote read rates."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:,.0f} {self.unit}/s", style="cyan")
+
+
 @contextmanager
 def progress_bar(
     description: str, total: float, unit: str = ""
@@ -60,6 +75,7 @@ def progress_bar(
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn(unit),
+        RateColumn(unit),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
