@@ -50,6 +50,7 @@ def cluster() -> Iterator[DaskCluster]:
 @pytest.fixture(scope="module")
 def session(cluster: DaskCluster) -> Iterator[ClusterSession]:
     with open_cluster(cluster.address) as connected:
+        connected.client.wait_for_workers(2, timeout=60)
         yield connected
 
 

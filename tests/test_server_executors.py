@@ -126,3 +126,24 @@ def test_jobs_run_on_dask_workers(dask_server: ServerProcess, archive: bytes) ->
         assert "(dask worker tcp://127.0.0.1:" in alice.get(f"/jobs/{job_id}/logs").text
     bad = dask_server.wait_final(alice, failing)
     assert bad["state"] == "FAILED" and "builtins.int" in bad["reason"]
+
+
+def test_a_dask_jobs_partitions_are_spread_over_the_cluster_through_its_broker(
+    dask_server: ServerProcess, archive: bytes, tmp_path: Path
+) -> None:
+    """The job (sandboxed, never a Dask client itself) has its specs and chunks made on the
+    workers by its supervisor's broker; the manifest says so."""
+    import io
+    import json
+    import tarfile
+
+    alice = dask_server.client("alice")
+    job = dask_server.wait_final(alice, submit_job(alice, archive))
+    assert job["state"] == "SUCCEEDED", job["reason"]
+    results = alice.get(f"/jobs/{job['id']}/results")
+    with tarfile.open(fileobj=io.BytesIO(results.content)) as tar:
+        tar.extractall(tmp_path, filter="data")
+    manifest = json.loads(next(tmp_path.rglob("manifest.json")).read_text())
+    assert manifest["cluster"]["through"] == "the job's cluster broker"
+    assert manifest["cluster"]["workers"] == 2
+    assert manifest["cluster"]["scheduler"].startswith("tcp://127.0.0.1:")

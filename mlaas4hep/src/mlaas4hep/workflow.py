@@ -132,8 +132,10 @@ def run_workflow(
         lap("model")
         chunks = ChunkCache(generator, params.cache_mb * 1024**2)
         trainer = Trainer(adapter, chunks, task, params)
-        if spread and adapter.framework == "xgboost":
+        if spread and spread.trains and adapter.framework == "xgboost":
             report = spread.train_xgboost(adapter, task, specs)
+        elif spread and spread.trains and adapter.framework == "torch":
+            report = spread.train_torch(adapter, task, specs, model)
         else:
             report = trainer.train()
         lap("training")
@@ -219,9 +221,18 @@ def detect(dataset: Dataset, specs: Any, params: Params, generator: Any) -> Any:
 
 @contextmanager
 def cluster_session(spec: str) -> Iterator[Any]:
-    """The Dask cluster the run is spread over, or None for a run in this process."""
-    if not spec:
+    """The Dask cluster the run is spread over: the one `spec` names, else (a server job on a
+    Dask executor) the cluster behind the job's broker, else None for a run in this process."""
+    from mlaas4hep.cluster.broker import BROKER_ENV
+
+    if not spec and not os.environ.get(BROKER_ENV):
         yield None
+        return
+    if not spec:
+        from mlaas4hep.cluster.broker import broker_session
+
+        with broker_session(os.environ[BROKER_ENV]) as session:
+            yield session
         return
     from mlaas4hep.cluster import open_cluster
 

@@ -12,7 +12,6 @@ import numpy as np
 
 from mlaas4hep.cluster.connect import ClusterSession
 from mlaas4hep.cluster.partitions import Partition, Recipe, Rows, partition_rows
-from mlaas4hep.cluster.tasks import in_order
 from mlaas4hep.dataset import Dataset
 from mlaas4hep.errors import DataValueError
 from mlaas4hep.flatten import Flattener
@@ -60,7 +59,7 @@ class ClusterChunkGenerator:
         made = 0
         total = self.dataset.total_events if self.progress else 0
         waiting: list[Rows] = []
-        results = in_order(self.session, partition_rows, self.plan, self.recipe, self.specs)
+        results = self.session.in_order(partition_rows, self.plan, self.recipe, self.specs)
         with progress_bar(
             f"chunks ({len(self.plan)} partitions on {len(self.session.workers)} workers)",
             total,

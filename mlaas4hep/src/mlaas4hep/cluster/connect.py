@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from mlaas4hep.errors import ConfigError, MlaasError
@@ -33,7 +35,12 @@ class ClusterSession:
     client: Any
     address: str
     dashboard: str | None
-    workers: dict[str, int] = field(default_factory=dict)  # address -> threads
+
+    @property
+    def workers(self) -> dict[str, int]:
+        """The workers now (address -> threads): they may come and go during a run."""
+        info = self.client.scheduler_info(n_workers=-1)
+        return {address: w.get("nthreads", 1) for address, w in info["workers"].items()}
 
     @property
     def threads(self) -> int:
@@ -46,6 +53,53 @@ class ClusterSession:
             "workers": len(self.workers),
             "threads": self.threads,
         }
+
+    def in_order(
+        self,
+        function: Callable[..., Any],
+        partitions: Iterable[Any],
+        *arguments: Any,
+        window: int | None = None,
+    ) -> Iterator[Any]:
+        """`function(*arguments, partition)` for each partition on the workers, results in plan
+        order: at most `window` partitions in flight (memory is bounded by the window, not the
+        dataset), handed back in plan order so a run is reproducible whatever order the workers
+        finish in. Dask reruns the tasks of a worker that dies; a task that raises stops the
+        run with its error."""
+        client = self.client
+        window = window or max(2, 2 * self.threads)
+        # The specs go to each worker once, not with every task.
+        shared = [
+            client.scatter(a, broadcast=True, hash=False) if _large(a) else a for a in arguments
+        ]
+        pending: deque[Any] = deque()
+        plan = iter(partitions)
+        token = uuid.uuid4().hex[:8]  # task keys: readable on the dashboard, unique per call
+
+        def submit_next() -> None:
+            partition = next(plan, None)
+            if partition is not None:
+                key = f"{function.__name__}-{partition.index}-{token}"
+                pending.append(client.submit(function, *shared, partition, key=key))
+
+        for _ in range(window):
+            submit_next()
+        try:
+            while pending:
+                future = pending.popleft()
+                result = future.result()
+                future.release()
+                submit_next()
+                yield result
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _large(value: Any) -> bool:
+    from mlaas4hep.specs import Specs
+
+    return isinstance(value, Specs)
 
 
 def check_spec(spec: str) -> str:
@@ -90,18 +144,16 @@ def open_cluster(spec: str, wait_workers_s: float = 60) -> Iterator[ClusterSessi
             ) from None
         try:
             try:
-                client.wait_for_workers(1, timeout=wait_workers_s)
+                client.wait_for_workers(
+                    int(match.group(1)) if local is not None and match else 1,
+                    timeout=wait_workers_s,
+                )
             except TimeoutError:
                 raise ClusterError(
                     f"the Dask scheduler at {spec} has no workers (waited {wait_workers_s:.0f} s)"
                 ) from None
             info = client.scheduler_info()
-            session = ClusterSession(
-                client,
-                client.scheduler.address,
-                dashboard(client, info),
-                {address: w.get("nthreads", 1) for address, w in info["workers"].items()},
-            )
+            session = ClusterSession(client, client.scheduler.address, dashboard(client, info))
             logger.info(
                 "cluster %s: %d workers, %d threads%s",
                 session.address,

@@ -9,7 +9,6 @@ import time
 
 from mlaas4hep.cluster.connect import ClusterSession
 from mlaas4hep.cluster.partitions import Partition, Recipe, partition_specs
-from mlaas4hep.cluster.tasks import in_order
 from mlaas4hep.dataset import Dataset
 from mlaas4hep.errors import DataValueError
 from mlaas4hep.log import progress_bar
@@ -34,7 +33,7 @@ def compute_specs_on_cluster(
         unit="events",
     ) as advance:
         for partition, (partial, tally) in zip(
-            plan, in_order(session, partition_specs, plan, recipe), strict=True
+            plan, session.in_order(partition_specs, plan, recipe), strict=True
         ):
             per_file[partition.listed].absorb(partial)
             for cut, kept in tally.items():

@@ -1,5 +1,5 @@
 """One run's work on the cluster, as the workflow asks for it: the partition plan and the recipe
-made once, then the specs pass, the chunks and (XGBoost) the training."""
+made once, then the specs pass, the chunks and (XGBoost, PyTorch) the training."""
 
 from __future__ import annotations
 
@@ -16,14 +16,19 @@ from mlaas4hep.reader.source import is_remote
 
 @dataclass
 class Spread:
-    session: ClusterSession
+    session: Any  # a ClusterSession, or a server job's BrokerSession
     dataset: Dataset
     plan: list[Partition]
     recipe: Recipe
 
     @classmethod
-    def over(cls, session: ClusterSession, dataset: Dataset) -> Spread:
+    def over(cls, session: Any, dataset: Dataset) -> Spread:
         return cls(session, dataset, plan_partitions(dataset), Recipe.of(dataset, proxy(dataset)))
+
+    @property
+    def trains(self) -> bool:
+        """Training on the workers needs a Dask client of our own (not a job's broker)."""
+        return isinstance(self.session, ClusterSession)
 
     def compute_specs(self, dataset: Dataset) -> Any:
         from mlaas4hep.cluster.specs import compute_specs_on_cluster
@@ -40,6 +45,15 @@ class Spread:
 
         return train_xgboost_on_cluster(
             self.session, adapter, task, self.dataset.params, self.plan, self.recipe, specs
+        )
+
+    def train_torch(self, adapter: Any, task: Any, specs: Any, model: str) -> Any:
+        """DistributedDataParallel, one rank per worker; `model` (builtin:NAME or a file) is
+        built again in each rank's process."""
+        from mlaas4hep.cluster.ddp import train_torch_on_cluster
+
+        return train_torch_on_cluster(
+            self.session, adapter, task, self.dataset.params, self.plan, self.recipe, specs, model
         )
 
 

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mlaas4hep.errors import MlaasError
 from mlaas4hep.server import jobfolder
 from mlaas4hep.server.cgroups import CgroupError, CgroupLimits, JobCgroup
 from mlaas4hep.server.sandbox import (
@@ -33,6 +34,7 @@ from mlaas4hep.server.sandbox import (
     set_rlimits,
 )
 
+SCHEDULER_ENV = "MLAAS4HEP_DASK_SCHEDULER"  # set by the Dask executor: the job's cluster
 SETUP_FAILED = 125  # the job could not be started (as `env` and container engines use)
 POLL_S = 0.2
 
@@ -50,23 +52,45 @@ class Supervisor:
 
     def run(self, executor: str) -> int:
         log = jobfolder.open_log(self.folder)
-        try:
-            process = self._start(log, executor)
-        except (SandboxError, CgroupError, OSError) as exc:
-            os.write(log, f"the job sandbox could not be set up: {exc}\n".encode())
-            return self._record(SETUP_FAILED, reason=f"sandbox could not be set up: {exc}")
-        finally:
-            os.close(log)
-        code = self._wait(process)
-        oom = self.cgroup.oom_killed() if self.cgroup else False
-        self._stop_everything(process)
-        return self._record(code, oom_killed=oom, stopped=self.stop_requested)
+        with contextlib.ExitStack() as cleanup:
+            try:
+                broker = self._broker(cleanup)
+                process = self._start(log, executor, broker)
+            except (SandboxError, CgroupError, OSError, MlaasError) as exc:
+                os.write(log, f"the job sandbox could not be set up: {exc}\n".encode())
+                return self._record(SETUP_FAILED, reason=f"sandbox could not be set up: {exc}")
+            finally:
+                os.close(log)
+            code = self._wait(process)
+            oom = self.cgroup.oom_killed() if self.cgroup else False
+            self._stop_everything(process)
+            return self._record(code, oom_killed=oom, stopped=self.stop_requested)
 
-    def _start(self, log: int, executor: str) -> subprocess.Popen:
+    def _broker(self, cleanup: contextlib.ExitStack) -> str | None:
+        """On a Dask executor, the job's run is spread over that cluster through a broker this
+        supervisor runs (cluster/broker.py): the job itself never becomes a Dask client."""
+        scheduler = os.environ.get(SCHEDULER_ENV)
+        if not scheduler:
+            return None
+        from mlaas4hep.cluster import open_cluster
+        from mlaas4hep.cluster.broker import Broker
+
+        session = cleanup.enter_context(open_cluster(scheduler))
+        spec = self.spec
+        proxy = Path(spec.proxy) if spec.proxy else None
+        broker = Broker(session, self.folder, spec.uid if spec.enabled else None, proxy).start()
+        cleanup.callback(broker.stop)
+        return str(broker.path)
+
+    def _start(self, log: int, executor: str, broker: str | None) -> subprocess.Popen:
         spec = self.spec
         jobfolder.make_work_dir(self.folder, spec.uid if spec.enabled else None)
         runner = [sys.executable, "-m", "mlaas4hep.server.jobrunner", str(self.folder)]
         env = job_environment(spec, executor)
+        if broker:
+            from mlaas4hep.cluster.broker import BROKER_ENV
+
+            env[BROKER_ENV] = broker
         joins: list[str] = []
         if spec.enabled:
             problem = missing_tools()

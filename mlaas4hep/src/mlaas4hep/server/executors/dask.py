@@ -2,7 +2,9 @@
 
 Each job is one Dask task that runs the job's supervisor as a subprocess on a worker: user code
 stays out of the worker process and runs in the same sandbox as with the local executor (the
-worker must run as root with bubblewrap, like the server host). Job folders must be on storage
+worker must run as root with bubblewrap, like the server host). The job's partitions (specs,
+chunks) are spread over the same cluster by the supervisor's broker (cluster/broker.py); the
+job never reaches the scheduler itself. Job folders must be on storage
 every worker sees (e.g. NFS) at the same path. Without a scheduler address a local cluster of
 worker processes is started.
 """
@@ -19,15 +21,21 @@ from mlaas4hep.server import jobfolder
 from mlaas4hep.server.executors.base import JOB_LOST, Executor
 from mlaas4hep.server.settings import ServerSettings
 from mlaas4hep.server.store import Job
+from mlaas4hep.server.supervisor import SCHEDULER_ENV
 
 
 def run_job_process(folder: str) -> int:
-    """Runs on a Dask worker."""
-    from distributed import get_worker
+    """Runs on a Dask worker: the job's supervisor, which spreads the job's partitions over the
+    same cluster through its broker. This task leaves the worker's thread pool (`secede`) while
+    it waits, so the job's own partitions can run on this worker too."""
+    from distributed import get_worker, secede
 
-    where = f"dask worker {get_worker().address}"
+    worker = get_worker()
+    where = f"dask worker {worker.address}"
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TZ")}
+    env[SCHEDULER_ENV] = worker.scheduler.address
     command = [sys.executable, "-m", "mlaas4hep.server.supervisor", folder, where]
+    secede()
     return subprocess.run(command, stdin=subprocess.DEVNULL, env=env, check=False).returncode
 
 

@@ -1,0 +1,323 @@
+"""The cluster broker of a server job: how a sandboxed job spreads its run over the server's Dask
+cluster without ever being a Dask client itself.
+
+Any client of a Dask scheduler can run any code on its workers, so a job (whose model code is
+hostile until proven otherwise) must never reach the scheduler. Instead the job's trusted
+supervisor runs a `Broker`: it is the Dask client, and it listens on a Unix socket in the job
+folder (owned by the job's uid, mode 0600) for requests in a closed vocabulary - compute the
+partial specs of these partitions, or their flattened rows - with data, never code: JSON in,
+JSON and raw array bytes out, nothing unpickled from the job. The broker checks every partition:
+local files must lie in the job's own inputs folder (after resolving links), anything else must
+be a URL; the X.509 proxy the workers use is the job's own, taken from the supervisor. Inside
+the sandbox `BrokerSession` offers what `ClusterSession` offers the pipeline, so the specs pass
+and the chunks run the same code either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from mlaas4hep.cluster.connect import ClusterError, ClusterSession
+from mlaas4hep.cluster.partitions import (
+    Partition,
+    PartitionError,
+    Recipe,
+    Rows,
+    partition_rows,
+    partition_specs,
+)
+from mlaas4hep.errors import MlaasError
+from mlaas4hep.params import parse_params
+from mlaas4hep.preprocess import Preproc
+from mlaas4hep.preprocess.preproc import parse_preproc
+from mlaas4hep.reader.source import is_remote
+from mlaas4hep.specs import Specs
+from mlaas4hep.specs.specs import FileSpecs
+
+logger = logging.getLogger("mlaas4hep")
+BROKER_ENV = "MLAAS4HEP_CLUSTER_BROKER"  # the socket's path, in the job's environment
+SOCKET_NAME = "cluster.sock"
+MAX_REQUEST = 64 * 2**20  # a request: a recipe, the specs and a list of partitions
+MAX_PARTITIONS = 100_000
+OPERATIONS: dict[str, Callable[..., Any]] = {
+    "partition_specs": partition_specs,
+    "partition_rows": partition_rows,
+}
+
+
+# --- the wire: JSON lines, raw little-endian array bytes after a row header -----------------
+
+
+def recipe_json(recipe: Recipe) -> dict[str, Any]:
+    return {
+        "params": recipe.params.model_dump(mode="json"),
+        "preproc": recipe.preproc.source_text,
+        "label_branch": recipe.label_branch,
+    }
+
+
+def recipe_from(raw: dict[str, Any], proxy_pem: bytes | None) -> Recipe:
+    preproc = (
+        parse_preproc(json.loads(raw["preproc"]), "preproc.json", raw["preproc"])
+        if raw.get("preproc")
+        else Preproc()
+    )
+    label = raw.get("label_branch")
+    return Recipe(parse_params(raw["params"]), preproc, str(label) if label else None, proxy_pem)
+
+
+def partition_from(raw: dict[str, Any]) -> Partition:
+    fields = {
+        "index": int(raw["index"]),
+        "chunk": int(raw["chunk"]),
+        "file": int(raw["file"]),
+        "listed": str(raw["listed"]),
+        "location": str(raw["location"]),
+        "start": int(raw["start"]),
+        "stop": int(raw["stop"]),
+        "label": None if raw.get("label") is None else float(raw["label"]),
+    }
+    if not 0 <= fields["start"] < fields["stop"]:
+        raise PartitionError(f"partition {fields['index']}: entries must be a non-empty range")
+    return Partition(**fields)
+
+
+def file_specs_json(specs: FileSpecs) -> dict[str, Any]:
+    return asdict(specs)
+
+
+def file_specs_from(raw: dict[str, Any]) -> FileSpecs:
+    return FileSpecs(**raw)
+
+
+def send(stream: BinaryIO, header: dict[str, Any], *arrays: np.ndarray) -> None:
+    described = [{"dtype": a.dtype.str, "shape": list(a.shape)} for a in arrays]
+    stream.write(json.dumps({**header, "arrays": described}).encode() + b"\n")
+    for array in arrays:
+        stream.write(np.ascontiguousarray(array).tobytes())
+    stream.flush()
+
+
+def receive(stream: BinaryIO, limit: int = MAX_REQUEST) -> tuple[dict[str, Any], list]:
+    line = stream.readline(limit + 1)
+    if not line:
+        raise ConnectionError("the other side closed the connection")
+    if len(line) > limit:
+        raise ValueError("message too large")
+    header = json.loads(line)
+    arrays = []
+    for described in header.pop("arrays", []):
+        dtype = np.dtype(described["dtype"])
+        if dtype.kind not in "fiub":  # numbers only: never objects
+            raise ValueError(f"refused array type {dtype}")
+        shape = tuple(int(n) for n in described["shape"])
+        size = int(np.prod(shape)) * dtype.itemsize
+        data = stream.read(size)
+        if len(data) != size:
+            raise ConnectionError("the connection closed in the middle of an array")
+        arrays.append(np.frombuffer(bytearray(data), dtype=dtype).reshape(shape))  # writable
+    return header, arrays
+
+
+# --- inside the sandbox ---------------------------------------------------------------------
+
+
+class BrokerSession:
+    """The job's side: a `ClusterSession` look-alike that asks the broker. Each request has a
+    connection of its own, so a caller that stops reading early (closing the generator) leaves
+    no answers behind for the next request, and the broker stops that work."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        with self._connect() as stream:
+            send(stream, {"op": "hello"})
+            answer, _ = receive(stream)
+        self.address = answer["scheduler"]
+        self.dashboard = None
+        self.workers = {str(k): int(v) for k, v in answer["workers"].items()}
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[BinaryIO]:
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            connection.connect(self.path)
+        except OSError as exc:
+            connection.close()
+            raise ClusterError(
+                f"cannot reach the job's cluster broker at {self.path}: {exc}"
+            ) from None
+        stream = connection.makefile("rwb")
+        try:
+            yield stream
+        finally:
+            with contextlib.suppress(OSError):
+                stream.close()
+            connection.close()
+
+    @property
+    def threads(self) -> int:
+        return sum(self.workers.values())
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "scheduler": self.address,
+            "dashboard": None,
+            "workers": len(self.workers),
+            "threads": self.threads,
+            "through": "the job's cluster broker",
+        }
+
+    def in_order(
+        self,
+        function: Callable[..., Any],
+        partitions: Iterable[Partition],
+        *arguments: Any,
+        window: int | None = None,
+    ) -> Iterator[Any]:
+        recipe = arguments[0]
+        request: dict[str, Any] = {
+            "op": function.__name__,
+            "recipe": recipe_json(recipe),
+            "partitions": [asdict(p) for p in partitions],
+        }
+        if len(arguments) > 1:
+            request["specs"] = arguments[1].to_json()
+        by_index = {p["index"]: p for p in request["partitions"]}
+        with self._connect() as stream:
+            send(stream, request)
+            while True:
+                header, arrays = receive(stream)
+                if header.get("error"):
+                    raise PartitionError(header["error"])
+                if header.get("done"):
+                    return
+                if function is partition_specs:
+                    yield file_specs_from(header["specs"]), dict(header["tally"])
+                else:
+                    partition = partition_from(by_index[header["index"]])
+                    x, mask, y = arrays
+                    yield Rows(partition, x, mask, y, int(header["entries"]))
+
+
+# --- in the supervisor ----------------------------------------------------------------------
+
+
+class Broker:
+    """The trusted side, run by a job's supervisor: the Dask client, serving the job's socket."""
+
+    def __init__(
+        self, session: ClusterSession, job_folder: Path, uid: int | None, proxy: Path | None
+    ) -> None:
+        self.session = session
+        self.inputs = (job_folder / "inputs").resolve()
+        self.path = job_folder / SOCKET_NAME
+        self.uid = uid
+        self.proxy_pem = proxy.read_bytes() if proxy and proxy.is_file() else None
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.thread = threading.Thread(target=self._accept, daemon=True, name="cluster-broker")
+        self.stopped = False
+
+    def start(self) -> Broker:
+        self.path.unlink(missing_ok=True)
+        self.listener.bind(str(self.path))
+        self.path.chmod(0o600)
+        if self.uid is not None and os.geteuid() == 0:
+            os.chown(self.path, self.uid, self.uid)
+        self.listener.listen(4)
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopped = True
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        self.path.unlink(missing_ok=True)
+
+    def _accept(self) -> None:
+        while not self.stopped:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+
+    def _serve(self, connection: socket.socket) -> None:
+        stream = connection.makefile("rwb")
+        try:
+            while True:
+                request, _ = receive(stream)
+                self._answer(request, stream)
+        except (ConnectionError, OSError, ValueError):
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                stream.close()
+                connection.close()
+
+    def _answer(self, request: dict[str, Any], stream: BinaryIO) -> None:
+        operation = request.get("op")
+        if operation == "hello":
+            send(
+                stream,
+                {"scheduler": self.session.address, "workers": self.session.workers},
+            )
+            return
+        try:
+            function = OPERATIONS[str(operation)]
+            recipe = recipe_from(request["recipe"], self.proxy_pem)
+            raw = request["partitions"]
+            if not isinstance(raw, list) or len(raw) > MAX_PARTITIONS:
+                raise PartitionError("a list of at most 100000 partitions is expected")
+            partitions = [self._allowed(partition_from(p)) for p in raw]
+            arguments: list[Any] = [recipe]
+            if function is partition_rows:
+                arguments.append(Specs.from_json(request["specs"]))
+            for partition, result in zip(
+                partitions, self.session.in_order(function, partitions, *arguments), strict=True
+            ):
+                if function is partition_specs:
+                    specs, tally = result
+                    send(stream, {"specs": file_specs_json(specs), "tally": tally})
+                else:
+                    send(
+                        stream,
+                        {"index": partition.index, "entries": result.entries},
+                        result.x,
+                        result.mask,
+                        result.y,
+                    )
+            send(stream, {"done": True})
+        except (ConnectionError, BrokenPipeError):
+            raise  # the job stopped reading: stop this work
+        except MlaasError as exc:
+            send(stream, {"error": str(exc)})
+        except Exception as exc:  # a malformed request: answered, never fatal to the broker
+            send(stream, {"error": f"malformed request ({type(exc).__name__}: {exc})"})
+
+    def _allowed(self, partition: Partition) -> Partition:
+        """Local files only from the job's own inputs (links resolved); else a URL."""
+        if is_remote(partition.location):
+            return partition
+        resolved = Path(partition.location).resolve()
+        if not resolved.is_relative_to(self.inputs):
+            raise PartitionError(
+                f"{partition.location}: a job reads local files only from its own inputs"
+            )
+        return partition
+
+
+@contextlib.contextmanager
+def broker_session(path: str) -> Iterator[BrokerSession]:
+    yield BrokerSession(path)
