@@ -21,13 +21,31 @@ from mlaas4hep.specs import Specs
 
 
 def assemble(rows: list[Rows], chunk: int, seed: int, shuffle: bool) -> Chunk:
-    """One chunk from its partitions' rows (in file order), shuffled by (seed, chunk)."""
-    x = np.concatenate([r.x for r in rows]) if len(rows) > 1 else rows[0].x
-    mask = np.concatenate([r.mask for r in rows]) if len(rows) > 1 else rows[0].mask
-    y = np.concatenate([r.y for r in rows]) if len(rows) > 1 else rows[0].y
-    if shuffle and len(y) > 1:
-        order = np.random.default_rng([seed, chunk]).permutation(len(y))
-        x, mask, y = x[order], mask[order], y[order]
+    """One chunk from its partitions' rows (in file order), shuffled by (seed, chunk).
+
+    Row i of the chunk is row `order[i]` of the partitions' rows one after another, with
+    `order` the (seed, chunk) permutation; each partition's rows are copied once, straight to
+    their places (no concatenation first: copying rows is most of the client's work).
+    """
+    total = sum(len(r.y) for r in rows)
+    shuffled = shuffle and total > 1
+    if len(rows) == 1 and not shuffled:
+        return Chunk(rows[0].x, rows[0].mask, rows[0].y)
+    first = rows[0]
+    x = np.empty((total, *first.x.shape[1:]), dtype=first.x.dtype)
+    mask = np.empty((total, *first.mask.shape[1:]), dtype=first.mask.dtype)
+    y = np.empty(total, dtype=first.y.dtype)
+    place: np.ndarray | None = None
+    if shuffled:
+        order = np.random.default_rng([seed, chunk]).permutation(total)
+        place = np.empty(total, dtype=np.intp)
+        place[order] = np.arange(total)
+    row = 0
+    for r in rows:
+        n = len(r.y)
+        where = slice(row, row + n) if place is None else place[row : row + n]
+        x[where], mask[where], y[where] = r.x, r.mask, r.y
+        row += n
     return Chunk(x, mask, y)
 
 
