@@ -167,6 +167,15 @@ def _worker_name() -> str:
         return "this process"
 
 
+def _worker_directory() -> str | None:
+    try:
+        from distributed import get_worker
+
+        return get_worker().local_directory
+    except (ImportError, ValueError):
+        return None
+
+
 def _stack(parts: list[tuple[np.ndarray, np.ndarray]], width: int) -> tuple[np.ndarray, ...]:
     kept = [p for p in parts if len(p[1])]
     if not kept:
@@ -183,7 +192,8 @@ def run_rank(job: RankJob, initial: bytes, *splits: dict[str, Any]) -> RankOutco
         if job.token in _stopped:
             outcome.error, outcome.blame = "stopped before it started", PEER
             return outcome
-    folder = Path(tempfile.mkdtemp(prefix="mlaas4hep-ddp-"))  # mode 0700: this user's only
+    # Mode 0700, in the worker's own directory: Dask purges it should the worker be killed.
+    folder = Path(tempfile.mkdtemp(prefix="mlaas4hep-ddp-", dir=_worker_directory()))
     process = None
     try:
         for part in ("train", "validation"):
