@@ -108,7 +108,7 @@ def obtain_specs(
     run_dir: Path,
     specs_path: Path | None = None,
     cache: SpecsCache | None = None,
-    compute: Callable[[Dataset], tuple[Specs, dict[str, FileSpecs]]] = compute_specs,
+    compute: Callable[[Dataset], tuple[Specs, dict[str, FileSpecs]]] | None = None,
 ) -> Specs:
     """Given specs, cached specs for identical inputs, or a fresh first pass (`compute`: in this
     process, or on a cluster); saved in run_dir."""
@@ -129,7 +129,7 @@ def obtain_specs(
         if specs is not None:
             logger.info("+++ reusing cached specs for identical inputs (%s)", inputs_hash[:12])
         else:
-            specs, per_file = compute(dataset)
+            specs, per_file = (compute or compute_specs)(dataset)
             for listed, file_specs in per_file.items():
                 name = Path(listed).name.removesuffix(".root")
                 write_json_atomic(
