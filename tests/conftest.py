@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from mlaas4hep.cluster import ClusterSession
 from mlaas4hep.reader.source import load_xrootd_client
 from mlaas4hep.sample import SampleSet, write_sample
 
+from support.dask_cluster import DaskCluster
 from support.oidc_provider import OidcProvider, start_provider
 from support.pki import GridTestPki, make_pki
 from support.workflow_server import ServerProcess
@@ -112,3 +114,23 @@ def pipeline_image() -> str:
         toolkit_home(), "podman", offline=True, only=["pipeline"], progress=lambda _text: None
     )
     return built[0].reference
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[DaskCluster]:
+    """A Dask scheduler and 2 single-thread worker processes (one cluster per test module)."""
+    from support.dask_cluster import start_cluster
+
+    started = start_cluster(workers=2, separate=True)
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="module")
+def session(cluster: DaskCluster) -> Iterator[ClusterSession]:
+    """The pipeline's connection to that cluster, once both workers have joined."""
+    from mlaas4hep.cluster import open_cluster
+
+    with open_cluster(cluster.address) as connected:
+        connected.client.wait_for_workers(2, timeout=60)
+        yield connected

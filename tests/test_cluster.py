@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -38,20 +37,6 @@ from support.net import free_port
 
 pytestmark = pytest.mark.integration
 WORKFLOW = str(Path(sys.executable).with_name("mlaas4hep-workflow"))
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[DaskCluster]:
-    started = start_cluster(workers=2, separate=True)
-    yield started
-    started.stop()
-
-
-@pytest.fixture(scope="module")
-def session(cluster: DaskCluster) -> Iterator[ClusterSession]:
-    with open_cluster(cluster.address) as connected:
-        connected.client.wait_for_workers(2, timeout=60)
-        yield connected
 
 
 @pytest.fixture

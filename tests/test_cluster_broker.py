@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlaas4hep.cluster import ClusterSession, open_cluster, plan_partitions
+from mlaas4hep.cluster import ClusterSession, plan_partitions
 from mlaas4hep.cluster.broker import Broker, BrokerSession, receive, send
 from mlaas4hep.cluster.chunks import ClusterChunkGenerator
 from mlaas4hep.cluster.partitions import PartitionError, Recipe
@@ -27,23 +27,7 @@ from mlaas4hep.reader import read_file_list, read_labels
 from mlaas4hep.sample import SampleSet
 from mlaas4hep.specs.specs_pass import compute_specs
 
-from support.dask_cluster import DaskCluster, start_cluster
-
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[DaskCluster]:
-    started = start_cluster(workers=2)
-    yield started
-    started.stop()
-
-
-@pytest.fixture(scope="module")
-def session(cluster: DaskCluster) -> Iterator[ClusterSession]:
-    with open_cluster(cluster.address) as connected:
-        connected.client.wait_for_workers(2, timeout=60)
-        yield connected
 
 
 @pytest.fixture
