@@ -37,13 +37,16 @@ class DaskCluster:
                     os.killpg(process.pid, signal.SIGKILL)
 
 
-def start_cluster(workers: int = 1, separate: bool = False) -> DaskCluster:
+def start_cluster(
+    workers: int = 1, separate: bool = False, worker_env: dict[str, str] | None = None
+) -> DaskCluster:
     """A scheduler and `workers` single-thread workers: under one nanny process, or (`separate`)
-    each its own process without a nanny, so that a test can kill one worker for good."""
+    each its own process without a nanny, so that a test can kill one worker for good.
+    `worker_env` is set in the workers' environment (what a site configures on its nodes)."""
     cluster = DaskCluster(free_port(), Path(tempfile.mkdtemp(prefix="mlaas4hep-dask-")))
     dask = str(Path(sys.executable).with_name("dask"))
 
-    def spawn(name: str, *arguments: str) -> None:
+    def spawn(name: str, *arguments: str, env: dict[str, str] | None = None) -> None:
         log = (cluster.folder / f"{name}.log").open("w")
         cluster.processes.append(
             subprocess.Popen(
@@ -52,6 +55,7 @@ def start_cluster(workers: int = 1, separate: bool = False) -> DaskCluster:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 cwd=cluster.folder,
+                env={**os.environ, **env} if env else None,
             )
         )
 
@@ -68,7 +72,16 @@ def start_cluster(workers: int = 1, separate: bool = False) -> DaskCluster:
     common = ["--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"]
     if separate:
         for number in range(workers):
-            spawn(f"worker-{number}", "worker", cluster.address, "--no-nanny", *common)
+            spawn(
+                f"worker-{number}",
+                "worker",
+                cluster.address,
+                "--no-nanny",
+                *common,
+                env=worker_env,
+            )
     else:
-        spawn("worker", "worker", cluster.address, "--nworkers", str(workers), *common)
+        spawn(
+            "worker", "worker", cluster.address, "--nworkers", str(workers), *common, env=worker_env
+        )
     return cluster

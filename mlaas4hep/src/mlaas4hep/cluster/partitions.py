@@ -13,7 +13,7 @@ import os
 import pickle
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from mlaas4hep.errors import InputFileError, MlaasError
 from mlaas4hep.params import Params
 from mlaas4hep.preprocess import Preproc
 from mlaas4hep.reader import LabelSource
+from mlaas4hep.reader.source import is_remote, with_proxy
 from mlaas4hep.specs import Specs
 from mlaas4hep.specs.specs import FileSpecs
 
@@ -122,17 +123,23 @@ def _dataset(recipe: Recipe, partition: Partition) -> Dataset:
     return opened
 
 
-def _use_proxy(recipe: Recipe) -> None:
-    """The run's X.509 proxy, in a private file of this worker, for XRootD's GSI login."""
-    if not recipe.proxy_pem:
-        return
+def _with_proxy(recipe: Recipe, partition: Partition) -> Partition:
+    """The partition read with the run's X.509 proxy, kept in a private file of this worker.
+
+    A worker reads for many runs (and users) in turn: the proxy goes into the file's URL and
+    the login name, never into the worker's environment, so a run can only ever read with its
+    own proxy (`reader.source.with_proxy`).
+    """
+    if not recipe.proxy_pem or not is_remote(partition.location):
+        return partition
     digest = hashlib.sha256(recipe.proxy_pem).hexdigest()[:16]
     path = Path(tempfile.gettempdir()) / f"mlaas4hep-proxy-{os.getuid()}-{digest}"
     if not path.exists():
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(recipe.proxy_pem)
-    os.environ["X509_USER_PROXY"] = str(path)
+    location = with_proxy(partition.location, path, f"mlaas4hep-{digest}")
+    return replace(partition, location=location)
 
 
 def _worker_name() -> str:
@@ -146,18 +153,19 @@ def _worker_name() -> str:
 
 def _run_on_worker(recipe: Recipe, partition: Partition, work: Any) -> Any:
     """Run `work(dataset, file)` for a partition; failures name worker, file and entries."""
-    _use_proxy(recipe)
+    read = _with_proxy(recipe, partition)
     try:
-        dataset = _dataset(recipe, partition)
+        dataset = _dataset(recipe, read)
         return work(dataset, dataset.files[0])
     except InputFileError as exc:
-        raise PartitionError(f"worker {_worker_name()}: {partition.where()}: {exc}") from None
+        # The URL as the user gave it: the proxy's file on the worker is no business of theirs.
+        reason = str(exc).replace(read.location, partition.location)
+        raise PartitionError(f"worker {_worker_name()}: {partition.where()}: {reason}") from None
     except MlaasError:
         raise
     except Exception as exc:
-        raise PartitionError(
-            f"worker {_worker_name()}: {partition.where()}: {type(exc).__name__}: {exc}"
-        ) from None
+        reason = f"{type(exc).__name__}: {exc}".replace(read.location, partition.location)
+        raise PartitionError(f"worker {_worker_name()}: {partition.where()}: {reason}") from None
 
 
 def partition_specs(recipe: Recipe, partition: Partition) -> tuple[FileSpecs, dict[str, int]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from mlaas4hep.errors import InputFileError
 
@@ -36,6 +37,42 @@ def load_xrootd_client() -> None:
 
 def is_remote(location: str) -> bool:
     return location.startswith(REMOTE_SCHEMES)
+
+
+XROOTD_SCHEMES = ("root://", "roots://", "xroot://")
+
+
+def with_proxy(location: str, proxy: Path, login: str) -> str:
+    """An XRootD URL read with this proxy, whatever the process read before.
+
+    The XRootD client reads X509_USER_PROXY once per process and shares one authenticated
+    connection per user@host:port, so a process that reads for several users (a Dask worker)
+    names the proxy in the URL (`xrd.gsiusrpxy`, read by the GSI plug-in at each login) and
+    logs in under a name of its own per proxy (`login`), which gives each proxy its own
+    connection. Other locations are returned as they are.
+    """
+    if not location.startswith(XROOTD_SCHEMES):
+        return location
+    scheme, rest = location.split("://", 1)
+    host, slash, path = rest.partition("/")
+    host = host.rpartition("@")[2]
+    path, _, query = path.partition("?")
+    options = "&".join([*(q for q in query.split("&") if q), f"xrd.gsiusrpxy={proxy}"])
+    return f"{scheme}://{login}@{host}{slash}{path}?{options}"
+
+
+def open_options(location: str) -> dict[str, Any]:
+    """Options for `uproot.open`: a time-out for remote files, and for a URL that names its
+    proxy (`with_proxy`) the reader that sends every request on that URL's own connection
+    (uproot's default XRootD reader asks the server's vector-read limits on a connection of
+    its own, which would log in with the process's proxy instead)."""
+    if not is_remote(location):
+        return {}
+    if location.startswith(XROOTD_SCHEMES) and "xrd.gsiusrpxy=" in location:
+        import uproot
+
+        return {"timeout": 30, "handler": uproot.MultithreadedXRootDSource}
+    return {"timeout": 30}
 
 
 def join_redirector(redirector: str, path: str) -> str:

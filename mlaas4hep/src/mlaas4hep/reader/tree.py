@@ -24,7 +24,7 @@ import uproot
 
 from mlaas4hep.errors import AuthRefused, InputFileError, did_you_mean
 from mlaas4hep.reader.events import BranchKind, EventSource, first_line
-from mlaas4hep.reader.source import is_remote
+from mlaas4hep.reader.source import is_remote, open_options
 
 logger = logging.getLogger("mlaas4hep")
 
@@ -172,7 +172,7 @@ def open_root_file(location: str) -> Any:
         if path.stat().st_size == 0:
             raise InputFileError(f"{location}: file is empty (0 bytes), not a ROOT file")
     try:
-        handle = uproot.open(location, timeout=30) if is_remote(location) else uproot.open(location)
+        handle = uproot.open(location, **open_options(location))
     except FileNotFoundError:
         raise InputFileError(f"{location}: file not found on the remote server") from None
     except Exception as exc:
