@@ -54,6 +54,34 @@ class TargetConfig(Section):
     )
 
 
+def offered_cpus(value: int) -> int:
+    if value not in CPU_CHOICES:
+        raise ValueError(f"{value} vCPUs are not offered; choose one of {CPU_CHOICES}")
+    return value
+
+
+def offered_memory(value: str) -> str:
+    normalised = re.sub(r"\s*(GB|GiB|G)$", " GB", value.strip(), flags=re.IGNORECASE)
+    if normalised not in MEMORY_CHOICES:
+        raise ValueError(f"{value!r} is not offered; choose one of {MEMORY_CHOICES}")
+    return normalised
+
+
+class WorkersConfig(Section):
+    """Dask worker VMs beside the front VM, which runs the services and the Dask scheduler.
+
+    With none, everything runs on one VM (no cluster). Each worker VM runs one Dask worker whose
+    threads and memory follow the VM's size; `mlaas4hep scale ID --workers N` changes the count.
+    """
+
+    count: int = Field(0, ge=0, le=100, description="worker VMs (0: one VM, no cluster)")
+    num_cpus: int = Field(4, description=f"vCPUs of each worker, one of {CPU_CHOICES}")
+    mem_size: str = Field("8 GB", description=f"memory of each worker, one of {MEMORY_CHOICES}")
+
+    _cpus = field_validator("num_cpus")(classmethod(lambda cls, v: offered_cpus(v)))
+    _memory = field_validator("mem_size")(classmethod(lambda cls, v: offered_memory(v)))
+
+
 class VmConfig(Section):
     num_cpus: int = Field(4, description=f"vCPUs, one of {CPU_CHOICES}")
     mem_size: str = Field("8 GB", description=f"memory, one of {MEMORY_CHOICES}")
@@ -66,20 +94,10 @@ class VmConfig(Section):
     os_user: str = Field("mlaas", description="login user created on the VM")
     ssh_public_key: str | None = Field(None, description="public key (or its file) to log in")
 
-    @field_validator("num_cpus")
-    @classmethod
-    def _cpus(cls, value: int) -> int:
-        if value not in CPU_CHOICES:
-            raise ValueError(f"{value} vCPUs are not offered; choose one of {CPU_CHOICES}")
-        return value
+    workers: WorkersConfig = Field(default_factory=WorkersConfig)
 
-    @field_validator("mem_size")
-    @classmethod
-    def _memory(cls, value: str) -> str:
-        normalised = re.sub(r"\s*(GB|GiB|G)$", " GB", value.strip(), flags=re.IGNORECASE)
-        if normalised not in MEMORY_CHOICES:
-            raise ValueError(f"{value!r} is not offered; choose one of {MEMORY_CHOICES}")
-        return normalised
+    _cpus = field_validator("num_cpus")(classmethod(lambda cls, v: offered_cpus(v)))
+    _memory = field_validator("mem_size")(classmethod(lambda cls, v: offered_memory(v)))
 
     @model_validator(mode="after")
     def _flavor_sets_the_size(self) -> VmConfig:
@@ -265,6 +283,16 @@ class DeploymentConfig(Section):
                 "oidc.issuer 'local' (the development provider) is only for the "
                 "local target; cloud deployments use the site's IAM"
             )
+        if self.vm.workers.count:
+            # A cluster runs its jobs on its workers: the executor follows unless set otherwise.
+            if "executor" not in self.services.model_fields_set:
+                self.services.executor = "dask"
+            elif self.services.executor != "dask":
+                raise ValueError(
+                    f"vm.workers.count is {self.vm.workers.count}: a cluster runs its jobs on "
+                    f"its Dask workers, so services.executor must be dask, not "
+                    f"{self.services.executor!r}"
+                )
         if self.services.x509 and not (self.x509.usercert and self.x509.userkey):
             raise ValueError("x509.usercert and x509.userkey are required when services.x509 is on")
         return self
