@@ -21,7 +21,12 @@ from mlaas4hep_cli.errors import CliError
 from mlaas4hep_cli.tosca.locations import DEFAULT_SOURCE, ProjectSource, project_tosca_dir
 
 SSH_PORT = 22
+SINGLE_VM_TEMPLATE = "mlaas4hep.yaml"
+CLUSTER_TEMPLATE = "mlaas4hep-cluster.yaml"  # front VM + Dask worker VMs (vm.workers.count > 0)
 STACK_TYPE = "tosca.nodes.mlaas4hep.Stack"
+# The cluster template's worker count, and the VMs to remove when it goes down (IM's VM ids).
+WORKERS_INPUT = "number_of_workers"
+WORKER_REMOVAL_INPUT = "worker_removal_list"
 STACK_VARS = "stack_vars"  # the map input of the role variables the template has no input for
 PORTS = "mlaas4hep_ports"  # derived on the VM from service_ports and xrootd_port
 
@@ -31,9 +36,10 @@ def tosca_inputs(
     source: ProjectSource = DEFAULT_SOURCE,
     template: Path | None = None,
 ) -> dict[str, Any]:
-    """Every input of the template (default tosca/mlaas4hep.yaml), from the configuration."""
+    """Every input of the template (default: the toolkit's template for this configuration,
+    see `project_template`), from the configuration."""
     contract = ansible_vars(config, local=False)
-    bound = stack_bindings(template or project_tosca_dir() / "mlaas4hep.yaml")
+    bound = stack_bindings(template or project_template(config))
     settings = {var: path for var, path, _ in role_settings(config)}
     ports = contract[PORTS]
     inputs: dict[str, Any] = {
@@ -52,6 +58,10 @@ def tosca_inputs(
         },
         "xrootd_port": ports["xrootd"],
     }
+    if config.vm.workers.count:
+        inputs[WORKERS_INPUT] = config.vm.workers.count
+        inputs["worker_num_cpus"] = config.vm.workers.num_cpus
+        inputs["worker_mem_size"] = config.vm.workers.mem_size
     unknown = sorted((set(bound["vars"]) | set(bound["secrets"])) - set(contract))
     if unknown:
         raise CliError(
@@ -70,10 +80,26 @@ def tosca_inputs(
     return inputs
 
 
+def project_template(config: DeploymentConfig) -> Path:
+    """The toolkit's template for this configuration: the cluster one when it has workers."""
+    name = CLUSTER_TEMPLATE if config.vm.workers.count else SINGLE_VM_TEMPLATE
+    return project_tosca_dir() / name
+
+
+def has_workers(template: str) -> bool:
+    """Whether a deployed template (its text) is a cluster's: it has the worker count input."""
+    try:
+        document = yaml.safe_load(template)
+    except yaml.YAMLError:
+        return False
+    inputs = ((document or {}).get("topology_template") or {}).get("inputs") or {}
+    return isinstance(inputs, Mapping) and WORKERS_INPUT in inputs
+
+
 def secret_inputs(template: Path | None = None) -> tuple[str, ...]:
     """The inputs whose values are file contents written 0600 on the VM (credentials)."""
     return tuple(
-        stack_bindings(template or project_tosca_dir() / "mlaas4hep.yaml")["secrets"].values()
+        stack_bindings(template or project_tosca_dir() / SINGLE_VM_TEMPLATE)["secrets"].values()
     )
 
 

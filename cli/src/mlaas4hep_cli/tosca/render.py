@@ -1,6 +1,7 @@
-"""Rendering the template for one deployment: a copy of tosca/mlaas4hep.yaml whose input
-defaults are the deployment's values (what IM takes, as it has no separate inputs) and the
-orchestrator's request body (`POST /deployments`: template + parameters)."""
+"""Rendering the template for one deployment: a copy of tosca/mlaas4hep.yaml (or, with
+vm.workers.count > 0, tosca/mlaas4hep-cluster.yaml) whose input defaults are the deployment's
+values (what IM takes, as it has no separate inputs) and the orchestrator's request body
+(`POST /deployments`: template + parameters)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,10 @@ import yaml
 
 from mlaas4hep_cli.config import DeploymentConfig
 from mlaas4hep_cli.errors import CliError
-from mlaas4hep_cli.tosca.inputs import secret_inputs, tosca_inputs
-from mlaas4hep_cli.tosca.locations import DEFAULT_SOURCE, ProjectSource, project_tosca_dir
+from mlaas4hep_cli.tosca.inputs import project_template, secret_inputs, tosca_inputs
+from mlaas4hep_cli.tosca.locations import DEFAULT_SOURCE, ProjectSource
 from mlaas4hep_cli.tosca.problems import Loader
 
-TEMPLATE_NAME = "mlaas4hep.yaml"
 PARAMETERS_NAME = "parameters.json"
 
 
@@ -41,9 +41,10 @@ def render_template(
     """Write the rendered template and parameters.json into `out_dir`.
 
     `source` points the template at another version or fork of this repository (its types,
-    playbook and Ansible code); `template` defaults to the toolkit's tosca/mlaas4hep.yaml.
+    playbook and Ansible code); `template` defaults to the toolkit's tosca/mlaas4hep.yaml, or
+    tosca/mlaas4hep-cluster.yaml when the configuration has workers (vm.workers.count > 0).
     """
-    template = template or project_tosca_dir() / TEMPLATE_NAME
+    template = template or project_template(config)
     try:
         text = template.read_text(encoding="utf-8")
     except OSError as exc:
