@@ -24,6 +24,7 @@ from mlaas4hep_cli.commands import (
     render,
     results,
     run,
+    scale,
     status,
     submit,
     token,
@@ -47,6 +48,7 @@ app.command()(create.create)
 app.command()(status.status)
 app.command()(outputs.outputs)
 app.command("list")(listing.list_deployments)
+app.command()(scale.scale)
 app.command()(destroy.destroy)
 app.command()(login.login)
 app.command(context_settings=run.SETTINGS)(run.run)

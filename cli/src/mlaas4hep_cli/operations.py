@@ -1,6 +1,6 @@
 """What the operator CLI does, apart from how commands are spelled: resolve a deployment's
 configuration (profile merged in before validation), create, follow, read the state, outputs and
-log of, log in to and destroy deployments, and get tokens for them. Commands, the demo and
+log of, scale, log in to and destroy deployments, and get tokens for them. Commands, the demo and
 remote execution all call these; none of them asks which target a deployment is on.
 """
 
@@ -145,6 +145,18 @@ def list_states(account: str | None = None) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+MAX_WORKERS = 100  # as vm.workers.count and the cluster template's number_of_workers
+
+
+def scale(deployment: str, workers: int, account: str | None = None) -> DeploymentState:
+    """Change the number of worker VMs of a cluster deployment; its state afterwards (for IM,
+    the worker VMs in details["workers"])."""
+    if not 0 <= workers <= MAX_WORKERS:
+        raise CliError(f"--workers must be between 0 and {MAX_WORKERS}, not {workers}")
+    record = Registry().find(deployment)
+    return target_of(record, account).scale(record, workers)
 
 
 def destroy(deployment: str, account: str | None = None) -> tuple[str, str | None]:

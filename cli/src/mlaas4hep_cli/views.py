@@ -26,8 +26,20 @@ def state_table(state: DeploymentState, started: float) -> Table:
     if state.reason:
         table.add_row("reason", state.reason)
     table.add_row("elapsed", f"{time.time() - started:.0f} s")
+    if "workers" in state.details:
+        workers = state.details["workers"]
+        listed = ", ".join(f"{vm['id']} ({vm['state']})" for vm in workers)
+        table.add_row("workers", f"{len(workers)}" + (f": {listed}" if listed else ""))
     for key, value in state.outputs.items():
         table.add_row(key, shown(value))
+    return table
+
+
+def workers_table(workers: list[dict[str, Any]]) -> Table:
+    """A cluster's worker VMs: IM's VM id, state and private address."""
+    table = Table("worker VM", "state", "address", title=f"{len(workers)} worker(s)")
+    for vm in workers:
+        table.add_row(str(vm["id"]), str(vm["state"]), str(vm.get("address") or "-"))
     return table
 
 

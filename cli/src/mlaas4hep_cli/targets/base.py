@@ -170,7 +170,13 @@ class Target(abc.ABC):
         return None
 
     def scale(self, record: DeploymentRecord, workers: int) -> DeploymentState:
+        """Change the number of worker VMs of a cluster to `workers` (0 or more); the state
+        after the change was asked for."""
         raise CliError(f"{self.kind} deployments cannot be scaled (deployment {record.id})")
+
+
+def not_a_cluster(deployment: str) -> CliError:
+    return CliError(f"deployment {deployment} has no workers: create it with vm.workers.count > 0")
 
 
 def cloud_template(config: DeploymentConfig) -> tuple[str, dict[str, Any]]:

@@ -6,6 +6,10 @@
     GET    /infrastructures/ID/outputs      {"outputs": {...}}
     GET    /infrastructures/ID/contmsg      the contextualisation log
     GET    /infrastructures/ID/vms/N        the VM's RADL (IP, user, the SSH key IM made)
+    GET    /infrastructures/ID/tosca        {"tosca": the infrastructure's TOSCA document}
+    POST   /infrastructures/ID              TOSCA merged into the infrastructure's: a new count
+                                            of a scalable node adds VMs, or removes those in
+                                            its removal_list
     DELETE /infrastructures/ID
 
 The Authorization header holds credential lines (`id = im; type = InfrastructureManager; ...`,
@@ -29,8 +33,10 @@ from mlaas4hep_cli.targets.base import (
     Retry,
     Target,
     cloud_template,
+    not_a_cluster,
     raise_for,
 )
+from mlaas4hep_cli.tosca.inputs import WORKER_REMOVAL_INPUT, WORKERS_INPUT, has_workers
 
 if TYPE_CHECKING:
     from mlaas4hep_cli.config import DeploymentConfig
@@ -40,6 +46,10 @@ IM_CREDENTIALS = (
     "check the IM authorization file (an 'id = im; type = InfrastructureManager' "
     "line, and a fresh token where it uses one: `mlaas4hep token`)"
 )
+
+WORKER_NODE = "workers"  # the worker Compute node of tosca/mlaas4hep-cluster.yaml
+# IM answers a request adding VMs once the cloud has started them: minutes on a real cloud.
+ADD_VMS_TIMEOUT = 900
 
 PHASES = {
     "pending": Phase.CREATING,
@@ -132,14 +142,53 @@ class ImClient:
             if word != "unconfigured"
             else "contextualisation failed: see `mlaas4hep status --log`"
         )
+        vm_states = state.get("vm_states") or {}
+        details: dict[str, Any] = {"vm_states": vm_states}
+        if len(vm_states) > 1:  # a cluster's front and workers (one VM: no workers to list)
+            details["workers"] = self.workers(infrastructure, vm_states)
         return DeploymentState(
-            infrastructure,
-            PHASES.get(word, Phase.UNKNOWN),
-            word,
-            reason,
-            outputs,
-            {"vm_states": state.get("vm_states", {})},
+            infrastructure, PHASES.get(word, Phase.UNKNOWN), word, reason, outputs, details
         )
+
+    def workers(
+        self, infrastructure: str, vm_states: dict[str, str] | None = None
+    ) -> list[dict[str, Any]]:
+        """The worker VMs of a cluster, oldest first: {"id", "state", "address"} each."""
+        if vm_states is None:
+            body = self._request("GET", f"/infrastructures/{infrastructure}/state", "state")
+            vm_states = body.json().get("state", {}).get("vm_states") or {}
+        found = []
+        for vm in sorted(vm_states, key=lambda name: (len(name), name)):
+            response = self.retry.call(
+                f"the Infrastructure Manager at {self.url}",
+                lambda vm=vm: self.http.get(f"/infrastructures/{infrastructure}/vms/{vm}"),
+            )
+            if response.status_code >= 400:  # removed meanwhile
+                continue
+            body = response.json()
+            radl = body.get("radl", []) if isinstance(body, dict) else body
+            system = next((item for item in radl if item.get("class") == "system"), {})
+            if system.get("id") == WORKER_NODE:
+                address = ssh_details(radl)["host"]
+                found.append({"id": vm, "state": vm_states[vm], "address": address})
+        return found
+
+    def template(self, infrastructure: str) -> str:
+        """The infrastructure's TOSCA document (as IM keeps it)."""
+        body = self._request("GET", f"/infrastructures/{infrastructure}/tosca", "tosca").json()
+        return str(body.get("tosca", ""))
+
+    def update(self, infrastructure: str, tosca: str) -> list[str]:
+        """Merge a TOSCA document into the infrastructure's: the ids of the VMs it added."""
+        response = self._request(
+            "POST",
+            f"/infrastructures/{infrastructure}",
+            "update",
+            content=tosca,
+            headers={"Content-Type": "text/yaml"},
+            timeout=ADD_VMS_TIMEOUT,
+        )
+        return [self.infrastructure_id(item["uri"]) for item in response.json()["uri-list"]]
 
     def outputs(self, infrastructure: str) -> dict[str, Any]:
         response = self.retry.call(
@@ -252,6 +301,27 @@ class ImTarget(Target):
         with self.recorded_client(record) as client:
             client.destroy(record.id)
 
+    def scale(self, record: DeploymentRecord, workers: int) -> DeploymentState:
+        """A new worker count in IM's TOSCA for the infrastructure: IM adds worker VMs, or
+        removes the newest ones (named in the removal list), and configures the cluster again."""
+        with self.recorded_client(record) as client:
+            if not has_workers(client.template(record.id)):
+                raise not_a_cluster(record.id)
+            before = client.status(record.id)
+            # IM counts the VMs it has when it works out what to add or remove.
+            if before.status == "pending" or before.phase in (Phase.DELETING, Phase.DELETED):
+                raise CliError(
+                    f"deployment {record.id} is {before.status}: scale it once its VMs are "
+                    "running (`mlaas4hep status`)"
+                )
+            current = before.details.get("workers", [])
+            if workers != len(current):
+                removed = [vm["id"] for vm in current[workers:]]
+                client.update(record.id, worker_count_update(workers, removed))
+            state = client.status(record.id)
+        state.details.setdefault("workers", [])  # a cluster, even with none left
+        return state
+
     def ssh_endpoint(self, record: DeploymentRecord, vm: int = 0) -> SshEndpoint:
         """IM made the VM's login: its address, user and key come from the VM's RADL."""
         if record.ssh.get("host"):
@@ -267,3 +337,25 @@ class ImTarget(Target):
             DeploymentRecord(record.id, record.target, record.endpoint, record.name, ssh=known),
             vm,
         )
+
+
+def worker_count_update(workers: int, removed: list[str]) -> str:
+    """The TOSCA document IM merges into a cluster's to set its worker count: only the two
+    inputs change. The removal list names exactly the VMs to go (IM removes the first entries
+    of the merged list, so an older, longer list left in IM's copy does no harm)."""
+    import yaml
+
+    document = {
+        "tosca_definitions_version": "tosca_simple_yaml_1_0",
+        "topology_template": {
+            "inputs": {
+                WORKERS_INPUT: {"type": "integer", "default": workers},
+                WORKER_REMOVAL_INPUT: {
+                    "type": "list",
+                    "entry_schema": {"type": "string"},
+                    "default": removed,
+                },
+            }
+        },
+    }
+    return yaml.safe_dump(document, sort_keys=False)

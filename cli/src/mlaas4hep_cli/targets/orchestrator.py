@@ -4,6 +4,8 @@
     GET    /deployments?createdBy=me&page=N     Spring pages: {content: [...], page: {...}, links}
     GET    /deployments/{uuid}     {uuid, status, statusReason, outputs, createdBy, links, ...}
     GET    /deployments/{uuid}/log the infrastructure's log
+    GET    /deployments/{uuid}/template    the deployment's TOSCA template
+    PUT    /deployments/{uuid}     {template, parameters, ...}: update (UPDATE_IN_PROGRESS)
     DELETE /deployments/{uuid}
 
 Statuses: CREATE_IN_PROGRESS, CREATE_COMPLETE, CREATE_FAILED, UPDATE_*, DELETE_IN_PROGRESS,
@@ -26,8 +28,10 @@ from mlaas4hep_cli.targets.base import (
     Retry,
     Target,
     cloud_template,
+    not_a_cluster,
     raise_for,
 )
+from mlaas4hep_cli.tosca.inputs import WORKERS_INPUT, has_workers
 
 if TYPE_CHECKING:
     from mlaas4hep_cli.config import DeploymentConfig
@@ -97,6 +101,15 @@ class OrchestratorClient:
     def log(self, uuid: str) -> str:
         return self._request("GET", f"/deployments/{uuid}/log").text
 
+    def template(self, uuid: str) -> str:
+        path = f"/deployments/{uuid}/template"
+        return self._request("GET", path, headers={"Accept": "text/plain"}).text
+
+    def update(self, uuid: str, template: str, parameters: dict[str, Any]) -> None:
+        """Ask for an update; the deployment goes UPDATE_IN_PROGRESS, then UPDATE_COMPLETE."""
+        body = {"template": template, "parameters": parameters, "keepLastAttempt": False}
+        self._request("PUT", f"/deployments/{uuid}", json=body)
+
     def destroy(self, uuid: str) -> None:
         response = self.retry.call(
             f"the orchestrator at {self.url}", lambda: self.http.delete(f"/deployments/{uuid}")
@@ -163,3 +176,16 @@ class OrchestratorTarget(Target):
     def destroy(self, record: DeploymentRecord) -> None:
         with self.client(record.endpoint) as client:
             client.destroy(record.id)
+
+    def scale(self, record: DeploymentRecord, workers: int) -> DeploymentState:
+        """The documented update: the deployment's own template again, with the new worker
+        count as its one parameter (every other input keeps its value, the template's default
+        since rendering). The orchestrator chooses which workers go when the count drops."""
+        with self.client(record.endpoint) as client:
+            template = client.template(record.id)
+            if not has_workers(template):
+                raise not_a_cluster(record.id)
+            client.update(record.id, template, {WORKERS_INPUT: workers})
+            state = client.status(record.id)
+        state.details["workers_requested"] = workers
+        return state
