@@ -1,7 +1,10 @@
 """A stand-in for the INDIGO PaaS orchestrator, which cannot run here (it needs INFN Cloud's
 CMDB, SLAM, IM and clouds). It reproduces the documented REST shapes only: deployments created
 with POST /deployments go CREATE_IN_PROGRESS -> CREATE_COMPLETE (or CREATE_FAILED) after a few
-polls, are listed in Spring pages, and go DELETE_IN_PROGRESS -> gone. Tokens are checked
+polls, are listed in Spring pages, and go DELETE_IN_PROGRESS -> gone. PUT /deployments/ID (the
+documented update: a template and parameters) is accepted only for a deployment that is not
+in progress, and goes UPDATE_IN_PROGRESS -> UPDATE_COMPLETE; GET /deployments/ID/template
+returns the template in use. Tokens are checked
 against the real test OpenID provider. `unavailable` answers 503 to the first N requests, to
 exercise the client's backoff.
 """
@@ -31,6 +34,7 @@ class StubState:
     deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
     polls: dict[str, int] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)  # the PUT bodies, in order
 
 
 def make_app(issuer: str, audience: list[str], state: StubState) -> FastAPI:
@@ -89,6 +93,11 @@ def make_app(issuer: str, audience: list[str], state: StubState) -> FastAPI:
         deployment_id = deployment["uuid"]
         state.polls[deployment_id] += 1
         if (
+            deployment["status"] == "UPDATE_IN_PROGRESS"
+            and state.polls[deployment_id] >= state.polls_until_ready
+        ):
+            deployment["status"] = "UPDATE_COMPLETE"
+        if (
             deployment["status"] == "CREATE_IN_PROGRESS"
             and state.polls[deployment_id] >= state.polls_until_ready
         ):
@@ -122,6 +131,27 @@ def make_app(issuer: str, audience: list[str], state: StubState) -> FastAPI:
     def log(request: Request, deployment_id: str) -> str:
         deployment = owned(request, deployment_id)
         return f"deployment {deployment_id}: {deployment['status']}\n"
+
+    @app.get("/deployments/{deployment_id}/template", response_class=PlainTextResponse)
+    def template(request: Request, deployment_id: str) -> str:
+        return owned(request, deployment_id)["_template"]
+
+    @app.put("/deployments/{deployment_id}", status_code=202)
+    async def update(request: Request, deployment_id: str) -> None:
+        deployment = owned(request, deployment_id)
+        body = await request.json()
+        if "template" not in body or not isinstance(body.get("parameters", {}), dict):
+            raise HTTPException(400, "template and parameters are required")
+        if deployment["status"] not in ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_FAILED"):
+            raise HTTPException(409, f"Cannot update a deployment in {deployment['status']} state")
+        state.updates.append(body)
+        deployment.update(
+            status="UPDATE_IN_PROGRESS",
+            updateTime=time.strftime("%Y-%m-%dT%H:%M+0000", time.gmtime()),
+            _template=body["template"],
+            _parameters=body.get("parameters", {}),
+        )
+        state.polls[deployment_id] = 0
 
     @app.delete("/deployments/{deployment_id}", status_code=204)
     def delete(request: Request, deployment_id: str) -> None:
