@@ -192,10 +192,11 @@ def test_scale_adds_and_removes_worker_vms_through_im(
     settings = ["--set", f"target.im_url={im.url}", "--set", f"target.im_auth_file={auth}"]
     created = json_of(cli("create", "-c", str(path), "--no-wait", "--json", *settings, token=TOKEN))
     deployment = created["id"]
-    deadline = time.monotonic() + 60  # IM starts the VMs after answering
+    deadline = time.monotonic() + 120  # IM starts the VMs after answering (slower when busy)
     while len(vm_ids(im, deployment)) < 3 and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert len(vm_ids(im, deployment)) == 3
+    made = vm_ids(im, deployment)
+    assert len(made) == 3, (made, json_of(cli("status", deployment, "--json", token=TOKEN)))
     status = json_of(cli("status", deployment, "--json", token=TOKEN))
     assert [vm["id"] for vm in status["details"]["workers"]] == ["1", "2"]
 
