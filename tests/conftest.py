@@ -13,8 +13,10 @@ from mlaas4hep.reader.source import load_xrootd_client
 from mlaas4hep.sample import SampleSet, write_sample
 
 from support.dask_cluster import DaskCluster
+from support.im_server import ImServer, start_im
 from support.oidc_provider import OidcProvider, start_provider
 from support.pki import GridTestPki, make_pki
+from support.tosca_mirror import ToscaMirror
 from support.workflow_server import ServerProcess
 from support.xrootd import XRootDServer, server_base, start_gsi_xrootd, start_xrootd
 
@@ -134,3 +136,25 @@ def session(cluster: DaskCluster) -> Iterator[ClusterSession]:
     with open_cluster(cluster.address) as connected:
         connected.client.wait_for_workers(2, timeout=60)
         yield connected
+
+
+@pytest.fixture(scope="module")
+def im() -> Iterator[ImServer]:
+    """A real Infrastructure Manager on loopback (Dummy connector), one per test module."""
+    server = start_im()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def mirror() -> Iterator[ToscaMirror]:
+    """The template's imports (upstream types, ours, the repository archive) on loopback: IM
+    fetches them from the internet, which is not here."""
+    from mlaas4hep_cli.tosca.locations import upstream_types_dir
+
+    from support.stack_artifact import repository_archive
+
+    repo = Path(__file__).resolve().parents[1]
+    served = ToscaMirror(upstream_types_dir(), repo / "tosca", repository_archive()).start()
+    yield served
+    served.stop()

@@ -21,9 +21,10 @@ from mlaas4hep_cli.registry import Registry
 from mlaas4hep_cli.targets import TARGETS, target_class
 
 from support.deployment import cloud_config
-from support.im_server import ImServer, start_im
+from support.im_server import ImServer
 from support.oidc_provider import AUDIENCE, OidcProvider
 from support.orchestrator_stub import OrchestratorStub, start_stub
+from support.tosca_mirror import ToscaMirror
 
 NO_TOKEN = {"MLAAS4HEP_TOKEN": "", "BEARER_TOKEN": "", "ACCESS_TOKEN": "", "MLAAS4HEP_PROFILE": ""}
 
@@ -176,33 +177,18 @@ def test_the_orchestrator_path_from_a_profile(
 # --- the IM path -----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def im() -> Iterator[ImServer]:
-    server = start_im()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def im_template(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def im_template(monkeypatch: pytest.MonkeyPatch, mirror: ToscaMirror) -> None:
     """IM fetches the template's imports from the internet, which is not here: the rendered
     template (our real rendering) gets its URLs pointed at a loopback mirror of the same files."""
-    from test_tosca_im import REPO, repository_archive
-
     from mlaas4hep_cli.targets import im as im_target
-    from mlaas4hep_cli.tosca.locations import upstream_types_dir
 
-    from support.tosca_mirror import ToscaMirror
-
-    mirror = ToscaMirror(upstream_types_dir(), REPO / "tosca", repository_archive()).start()
     rendered = im_target.cloud_template
     monkeypatch.setattr(
         im_target,
         "cloud_template",
         lambda config: (mirror.rewrite(rendered(config)[0]), rendered(config)[1]),
     )
-    yield
-    mirror.stop()
 
 
 @pytest.mark.integration

@@ -5,7 +5,6 @@ login` reads it), list and destroy."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -14,7 +13,7 @@ from mlaas4hep_cli.targets import Phase
 from mlaas4hep_cli.targets.base import Retry
 from mlaas4hep_cli.targets.im import ImClient, ssh_details
 
-from support.im_server import AUTH, ImServer, start_im
+from support.im_server import AUTH, ImServer
 
 pytestmark = pytest.mark.integration
 
@@ -33,13 +32,6 @@ topology_template:
     node_ip:
       value: { get_attribute: [ server, public_address ] }
 """
-
-
-@pytest.fixture(scope="module")
-def im() -> Iterator[ImServer]:
-    server = start_im()
-    yield server
-    server.stop()
 
 
 def test_an_infrastructure_is_created_followed_inspected_and_destroyed(im: ImServer) -> None:

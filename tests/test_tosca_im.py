@@ -9,7 +9,6 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +17,9 @@ import yaml
 
 from mlaas4hep_cli.deployment_vars import ansible_vars
 from mlaas4hep_cli.tosca import render_template
-from mlaas4hep_cli.tosca.locations import upstream_types_dir
 
 from support.deployment import CLIENT_SECRET, cloud_config
-from support.im_server import ImServer, start_im
-from support.stack_artifact import repository_archive
+from support.im_server import ImServer
 from support.tosca_mirror import ToscaMirror
 
 pytestmark = pytest.mark.integration
@@ -31,20 +28,6 @@ REPO = Path(__file__).resolve().parents[1]
 YAML = {"Content-Type": "text/yaml"}
 TYPES = REPO / "tosca" / "types" / "mlaas4hep_types.yaml"
 CONFIGURE = re.compile(r"configure (\S+) \(\n@begin\n(.*?)\n@end\n\)", re.S)
-
-
-@pytest.fixture(scope="module")
-def im() -> Iterator[ImServer]:
-    server = start_im()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def mirror() -> Iterator[ToscaMirror]:
-    served = ToscaMirror(upstream_types_dir(), REPO / "tosca", repository_archive()).start()
-    yield served
-    served.stop()
 
 
 @pytest.fixture(scope="module")
