@@ -21,13 +21,11 @@ from test_cli_deployments import NO_TOKEN, cli, json_of
 from mlaas4hep_cli.registry import Registry
 from mlaas4hep_cli.targets import im as im_target
 from mlaas4hep_cli.tosca import render_template, validate_template
-from mlaas4hep_cli.tosca.locations import upstream_types_dir
 
 from support.deployment import cloud_config
-from support.im_server import ImServer, start_im
+from support.im_server import ImServer
 from support.oidc_provider import AUDIENCE, OidcProvider
 from support.orchestrator_stub import OrchestratorStub, start_stub
-from support.stack_artifact import repository_archive
 from support.tosca_mirror import ToscaMirror
 
 pytestmark = pytest.mark.integration
@@ -44,7 +42,6 @@ def cluster_config(folder: Path, workers: int = 2, kind: str = "im") -> Any:
         folder,
         target={"kind": kind},
         vm={"workers": {"count": workers, "num_cpus": 2, "mem_size": "4GB"}},
-        services={"executor": "dask"},
     )
 
 
@@ -60,20 +57,6 @@ def config_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in NO_TOKEN:
         monkeypatch.delenv(name, raising=False)
     return tmp_path / "config" / "mlaas4hep"
-
-
-@pytest.fixture(scope="module")
-def im() -> Iterator[ImServer]:
-    server = start_im()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def mirror() -> Iterator[ToscaMirror]:
-    served = ToscaMirror(upstream_types_dir(), REPO / "tosca", repository_archive()).start()
-    yield served
-    served.stop()
 
 
 @pytest.fixture
@@ -109,7 +92,7 @@ def test_a_configuration_with_workers_renders_the_cluster_template(tmp_path: Pat
         "worker_num_cpus": 2,
     }
     assert rendered.inputs["worker_mem_size"] == "4 GB"
-    assert rendered.inputs["server_executor"] == "dask"
+    assert rendered.inputs["server_executor"] == "container"
     assert validate_template(rendered.template) == []
     single = render_template(cloud_config(tmp_path), tmp_path / "single")
     assert single.template.name == "mlaas4hep.yaml"

@@ -283,16 +283,15 @@ class DeploymentConfig(Section):
                 "oidc.issuer 'local' (the development provider) is only for the "
                 "local target; cloud deployments use the site's IAM"
             )
-        if self.vm.workers.count:
-            # A cluster runs its jobs on its workers: the executor follows unless set otherwise.
-            if "executor" not in self.services.model_fields_set:
-                self.services.executor = "dask"
-            elif self.services.executor != "dask":
-                raise ValueError(
-                    f"vm.workers.count is {self.vm.workers.count}: a cluster runs its jobs on "
-                    f"its Dask workers, so services.executor must be dask, not "
-                    f"{self.services.executor!r}"
-                )
+        if self.vm.workers.count and self.services.executor == "dask":
+            # The server's dask executor would start a cluster of its own, unconfined, rather
+            # than use the deployment's workers: until it hands jobs to them, a cluster's jobs
+            # run confined on the front (container) and its workers serve `--cluster` runs.
+            raise ValueError(
+                "services.executor dask cannot use the deployment's workers yet: keep the "
+                "container executor (jobs run confined on the front; the workers serve runs "
+                "started with --cluster)"
+            )
         if self.services.x509 and not (self.x509.usercert and self.x509.userkey):
             raise ValueError("x509.usercert and x509.userkey are required when services.x509 is on")
         return self
