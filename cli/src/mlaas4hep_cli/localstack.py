@@ -7,6 +7,7 @@ import subprocess
 import time
 
 PROJECT_LABEL = "io.podman.compose.project"
+DASK_LABEL = "mlaas4hep.dask"  # the dask role's containers (ansible/roles/dask)
 
 
 def podman(*args: str) -> str:
@@ -18,6 +19,20 @@ def containers(project: str) -> list[str]:
     return podman(
         "ps", "-a", "--filter", f"label={PROJECT_LABEL}={project}", "--format", "{{.Names}}"
     ).split()
+
+
+def dask_workers(project: str) -> list[dict[str, str]]:
+    """The cluster's worker containers on this machine: name and state."""
+    listed = podman(
+        "ps", "-a", "--filter", f"label={DASK_LABEL}={project}",
+        "--format", "{{.Names}} {{.State}}",
+    )  # fmt: skip
+    workers = []
+    for line in listed.splitlines():
+        name, _, state = line.partition(" ")
+        if "-dask-worker-" in name:
+            workers.append({"id": name.rpartition("-")[2], "name": name, "state": state})
+    return sorted(workers, key=lambda w: int(w["id"]))
 
 
 def volumes(project: str) -> list[str]:
@@ -63,7 +78,10 @@ def logs(project: str, tail: int = 40) -> str:
 
 def remove_leftovers(project: str) -> None:
     """Last resort after a failed removal: nothing of the stack stays behind."""
-    for name in containers(project):
+    cluster = podman(
+        "ps", "-a", "--filter", f"label={DASK_LABEL}={project}", "--format", "{{.Names}}"
+    ).split()
+    for name in [*containers(project), *cluster]:
         subprocess.run(
             ["podman", "rm", "--force", "--time", "1", name], check=False, capture_output=True
         )
@@ -73,4 +91,7 @@ def remove_leftovers(project: str) -> None:
         )
     subprocess.run(
         ["podman", "pod", "rm", "--force", f"pod_{project}"], check=False, capture_output=True
+    )
+    subprocess.run(
+        ["podman", "network", "rm", "--force", f"{project}-dask"], check=False, capture_output=True
     )

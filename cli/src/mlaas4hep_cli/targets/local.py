@@ -34,6 +34,7 @@ from mlaas4hep_cli.targets.base import DeploymentState, Phase, Target
 
 console = Console(stderr=True)
 HOST_PORTS = (8080, 8083, 8099)  # the services' own ports on 127.0.0.1 in host networking
+DASK_PORT = 8786  # a local cluster's scheduler on 127.0.0.1 (its dashboard on the next port)
 
 
 def data_home() -> Path:
@@ -131,6 +132,7 @@ def local_variables(config: DeploymentConfig, project: Path) -> tuple[dict[str, 
     variables = {
         **ansible_vars(config, project_dir=str(project / "stack"), local=True),
         **extra,
+        **cluster_variables(config, project),
         "mlaas4hep_container_socket": str(socket),
     }
     ports = config.ports
@@ -143,7 +145,30 @@ def local_variables(config: DeploymentConfig, project: Path) -> tuple[dict[str, 
     )
     if config.services.jupyterhub:
         outputs["jupyterhub_url"] = f"https://127.0.0.1:{ports.jupyterhub}/hub/"
+    if config.vm.workers.count:
+        outputs["dask_scheduler"] = f"tls://127.0.0.1:{DASK_PORT}"
+        outputs["dask_dashboard"] = f"http://127.0.0.1:{DASK_PORT + 1}/status"
     return variables, outputs
+
+
+def cluster_variables(config: DeploymentConfig, project: Path) -> dict[str, Any]:
+    """A cluster on this machine: the front's scheduler and `vm.workers.count` worker
+    containers beside it, made by the same `dask` role as on VMs, on a container network of the
+    deployment's own; the certificates stay in the deployment's private folder."""
+    if not config.vm.workers.count:
+        return {}
+    return {
+        "mlaas4hep_dask_cluster": True,
+        "mlaas4hep_dask_local_workers": config.vm.workers.count,
+        "mlaas4hep_dask_network": dask_network(config.name),
+        "mlaas4hep_dask_tls_dir": str(project / "stack" / "dask"),
+        "mlaas4hep_dask_port": DASK_PORT,
+        "mlaas4hep_dask_dashboard_port": DASK_PORT + 1,
+    }
+
+
+def dask_network(name: str) -> str:
+    return f"{name}-dask"
 
 
 class LocalTarget(Target):
@@ -165,6 +190,9 @@ class LocalTarget(Target):
 
     def destroy(self, record: DeploymentRecord) -> None:
         destroy_local(record)
+
+    def scale(self, record: DeploymentRecord, workers: int) -> DeploymentState:
+        return scale_local(record, workers)
 
     def run_script(self, record: DeploymentRecord, script: str) -> tuple[int, str]:
         result = subprocess.run(
@@ -258,6 +286,9 @@ def local_state(record: DeploymentRecord) -> DeploymentState:
     names = localstack.containers(project)
     if not names:
         return DeploymentState(record.id, Phase.DELETED, "absent", "no containers")
+    details: dict[str, Any] = {"containers": names}
+    if "dask_scheduler" in record.extra.get("outputs", {}):
+        details["workers"] = localstack.dask_workers(project)
     failing = localstack.unhealthy(project)
     if not failing:
         return DeploymentState(
@@ -265,12 +296,28 @@ def local_state(record: DeploymentRecord) -> DeploymentState:
             Phase.READY,
             "healthy",
             outputs=record.extra.get("outputs", {}),
-            details={"containers": names},
+            details=details,
         )
     reason = "; ".join(f"{name}: {what[:120]}" for name, what in failing.items())
-    return DeploymentState(
-        record.id, Phase.FAILED, "unhealthy", reason, details={"containers": names}
-    )
+    return DeploymentState(record.id, Phase.FAILED, "unhealthy", reason, details=details)
+
+
+def scale_local(record: DeploymentRecord, workers: int) -> DeploymentState:
+    """The same roles again with the new number of worker containers: the `dask` role starts
+    the missing ones and removes those beyond the number; nothing else changes."""
+    project = Path(record.endpoint)
+    variables_file = project / "ansible" / "vars.json"
+    variables = json.loads(variables_file.read_text()) if variables_file.exists() else {}
+    if not variables.get("mlaas4hep_dask_cluster"):
+        raise CliError(
+            f"deployment {record.id} has no workers: create it with vm.workers.count > 0"
+        )
+    variables["mlaas4hep_dask_local_workers"] = workers
+    console.print(f"scaling {record.id} to {workers} workers with Ansible")
+    run = run_site(variables, project / "ansible")
+    if run.returncode != 0:
+        raise CliError(f"the Ansible run failed:\n{failure_summary(run.output)}")
+    return local_state(record)
 
 
 def destroy_local(record: DeploymentRecord) -> None:
