@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,11 @@ from support.workflow_server import ServerProcess
 from support.xrootd import XRootDServer, server_base, start_gsi_xrootd, start_xrootd
 
 SAMPLE_EVENTS = 6000
+# Validation reads the upstream TOSCA types from the reference copy beside the checkout (the CLI
+# itself would fetch the pinned files into the user's cache; tests/test_tosca_types.py covers that).
+os.environ.setdefault(
+    "MLAAS4HEP_TOSCA_TYPES", str(Path(__file__).resolve().parents[2] / "shared" / "tosca-types")
+)
 load_xrootd_client()  # tests import TensorFlow directly too, which XRootD cannot follow
 
 

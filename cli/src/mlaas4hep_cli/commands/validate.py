@@ -29,8 +29,10 @@ def validate(
     types: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option(
-            help="folder with the INDIGO/INFN Cloud type files (default: ../shared/tosca-types or "
-            "$MLAAS4HEP_TOSCA_TYPES)"
+            "--types-dir",
+            "--types",
+            help="folder with the INDIGO/INFN Cloud type files, read offline (default: "
+            "$MLAAS4HEP_TOSCA_TYPES, else the pinned files, fetched once into ~/.cache/mlaas4hep)",
         ),
     ] = None,
     as_json: AsJson = False,

@@ -1,5 +1,6 @@
 """TOSCA for INFN Cloud: the orchestrator's inputs from a deployment configuration, a rendered
-template with those inputs as defaults, and validation that needs no network."""
+template with those inputs as defaults, and validation (the upstream types read from a folder
+given, or fetched once into a cache and checked against pinned hashes)."""
 
 from mlaas4hep_cli.tosca.inputs import tosca_inputs
 from mlaas4hep_cli.tosca.locations import DEFAULT_SOURCE, ProjectSource, upstream_types_dir

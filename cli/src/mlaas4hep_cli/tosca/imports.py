@@ -1,7 +1,8 @@
-"""Following a template's imports to local files, so validation never needs the network.
+"""Following a template's imports to local files, so tosca-parser never reaches for the network.
 
-Each import URL is mapped to its local copy (see `locations.local_copy`), and so are the
-imports of the imported files; tosca-parser then reads the local files in their place.
+Each import URL is mapped to its local copy (see `locations.local_copy`; the upstream types are
+fetched into the pinned cache on first use), and so are the imports of the imported files;
+tosca-parser then reads the local files in their place.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import yaml
 
 from mlaas4hep_cli.tosca.locations import ProjectSource, local_copy
 from mlaas4hep_cli.tosca.problems import Loader, Problem, YamlIndex
+from mlaas4hep_cli.tosca.upstream import UpstreamTypes
 
 
 @dataclass
@@ -45,7 +47,7 @@ def resolve_imports(
     template: Path,
     document: Mapping[str, Any],
     index: YamlIndex,
-    types_dir: Path,
+    types: UpstreamTypes,
     tosca_dir: Path,
     source: ProjectSource,
 ) -> ResolvedImports:
@@ -55,10 +57,10 @@ def resolve_imports(
     while pending:
         owner, owner_doc, owner_index = pending.pop()
         for position, target in import_targets(owner_doc):
-            local = _local_file(owner, target, types_dir, tosca_dir, source)
+            local = _local_file(owner, target, types, tosca_dir, source)
             if local is None or not local.is_file():
                 resolved.problems.append(
-                    _unresolved(template, owner, owner_index, position, target, local, types_dir)
+                    _unresolved(template, owner, owner_index, position, target, local, types)
                 )
                 continue
             if "://" in target:
@@ -86,10 +88,10 @@ def resolve_imports(
 
 
 def _local_file(
-    owner: Path, target: str, types_dir: Path, tosca_dir: Path, source: ProjectSource
+    owner: Path, target: str, types: UpstreamTypes, tosca_dir: Path, source: ProjectSource
 ) -> Path | None:
     if "://" in target:
-        return local_copy(target, types_dir, tosca_dir, source)
+        return local_copy(target, types, tosca_dir, source)
     return (owner.parent / target).resolve()
 
 
@@ -100,7 +102,7 @@ def _unresolved(
     position: int,
     target: str,
     local: Path | None,
-    types_dir: Path,
+    types: UpstreamTypes,
 ) -> Problem:
     field_path = ("imports", position)
     line = owner_index.line(field_path) if owner_index else None
@@ -113,14 +115,15 @@ def _unresolved(
             f"no local copy is known for {target}",
             "import the INFN Cloud types from https://baltig.infn.it/infn-cloud/"
             "tosca-types/raw/<tag>/tosca_types/..., the INDIGO types from "
-            "raw.githubusercontent.com/indigo-dc/tosca-types, or this project's "
-            "types by their published URL",
+            "raw.githubusercontent.com/indigo-dc/tosca-types (the files pinned in "
+            "mlaas4hep_cli/tosca/pinned_types.json, or any given with --types-dir), or this "
+            "project's types by their published URL",
         )
     return Problem(
         where,
         line,
         f"imports.{position}",
         f"{target} stands for {local}, which does not exist",
-        f"check the path, or point the types folder (now {types_dir}) at a complete "
+        f"check the path, or point the types folder (now {types.folder}) at a complete "
         "copy of the upstream types",
     )

@@ -1,6 +1,7 @@
 """Validating a template before it is submitted: tosca-parser with every import read from local
-copies, plus the checks tosca-parser skips (input values against types and constraints, outputs
-that crash the parsers, the ports our stack needs)."""
+copies (the upstream types from a folder given, or fetched once into a cache and checked against
+their pinned hashes), plus the checks tosca-parser skips (input values against types and
+constraints, outputs that crash the parsers, the ports our stack needs)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ from mlaas4hep_cli.tosca.locations import (
     DEFAULT_SOURCE,
     ProjectSource,
     project_tosca_dir,
-    upstream_types_dir,
 )
 from mlaas4hep_cli.tosca.parser_report import parser_problems
 from mlaas4hep_cli.tosca.problems import Loader, Problem, YamlIndex
 from mlaas4hep_cli.tosca.typelib import TypeLibrary
+from mlaas4hep_cli.tosca.upstream import upstream_types
 
 
 def validate_template(
@@ -32,8 +33,10 @@ def validate_template(
 ) -> list[Problem]:
     """Problems of the template at `path` (with `parameters` as the input values, if given).
 
-    Imports are read from `types_dir` (see `upstream_types_dir`) and from this checkout's
-    tosca/ folder, never from the network. An empty list means the template is fine.
+    The upstream types are read from `types_dir`, else from $MLAAS4HEP_TOSCA_TYPES, else from
+    the user's cache, where the pinned files missing from it are fetched first (see `upstream`);
+    this project's types from the toolkit's tosca/ folder. An empty list means the template is
+    fine; types that cannot be had raise CliError.
     """
     path = Path(path)
     try:
@@ -61,7 +64,7 @@ def validate_template(
         ]
     index = YamlIndex(text)
     imports = resolve_imports(
-        path, document, index, upstream_types_dir(types_dir), project_tosca_dir(), source
+        path, document, index, upstream_types(types_dir), project_tosca_dir(), source
     )
     problems = imports.problems + crashing_outputs(path, document, index)
     if problems:
