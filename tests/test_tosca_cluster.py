@@ -180,7 +180,12 @@ def test_scale_adds_and_removes_worker_vms_through_im(
         time.sleep(0.5)
     made = vm_ids(im, deployment)
     assert len(made) == 3, (made, json_of(cli("status", deployment, "--json", token=TOKEN)))
+    # As a user would, scale once IM has its VMs running (it refuses while they are pending).
     status = json_of(cli("status", deployment, "--json", token=TOKEN))
+    while status["status"] == "pending" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        status = json_of(cli("status", deployment, "--json", token=TOKEN))
+    assert status["status"] != "pending", status
     assert [vm["id"] for vm in status["details"]["workers"]] == ["1", "2"]
 
     began = time.perf_counter()
