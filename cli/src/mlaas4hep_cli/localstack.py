@@ -3,6 +3,7 @@ leftovers. Health checks are run on demand: without systemd podman does not sche
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 
@@ -23,14 +24,16 @@ def containers(project: str) -> list[str]:
 
 def dask_workers(project: str) -> list[dict[str, str]]:
     """The cluster's worker containers on this machine: name and state."""
-    listed = podman(
-        "ps", "-a", "--filter", f"label={DASK_LABEL}={project}",
-        "--format", "{{.Names}} {{.State}}",
-    )  # fmt: skip
+    listed = json.loads(
+        podman("ps", "-a", "--filter", f"label={DASK_LABEL}={project}", "--format", "json")
+        or "[]"
+    )
     workers = []
-    for line in listed.splitlines():
-        name, _, state = line.partition(" ")
+    for container in listed:
+        names = container.get("Names") or []
+        name = names[0] if isinstance(names, list) and names else str(names)
         if "-dask-worker-" in name:
+            state = str(container.get("State", "unknown"))
             workers.append({"id": name.rpartition("-")[2], "name": name, "state": state})
     return sorted(workers, key=lambda w: int(w["id"]))
 
