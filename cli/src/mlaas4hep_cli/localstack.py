@@ -25,8 +25,7 @@ def containers(project: str) -> list[str]:
 def dask_workers(project: str) -> list[dict[str, str]]:
     """The cluster's worker containers on this machine: name and state."""
     listed = json.loads(
-        podman("ps", "-a", "--filter", f"label={DASK_LABEL}={project}", "--format", "json")
-        or "[]"
+        podman("ps", "-a", "--filter", f"label={DASK_LABEL}={project}", "--format", "json") or "[]"
     )
     workers = []
     for container in listed:
