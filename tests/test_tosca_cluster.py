@@ -157,7 +157,7 @@ def test_each_worker_runs_the_dask_worker_step_pointed_at_the_front(infrastructu
 def test_the_outputs_name_the_scheduler_the_dashboard_and_the_workers(infrastructure) -> None:
     outputs = infrastructure["outputs"]
     assert re.fullmatch(r"tls://[\d.]+:8786", outputs["dask_scheduler"])
-    assert outputs["dask_dashboard"].endswith(":14433/dask/")
+    assert "dask_dashboard" not in outputs  # no route to it through the front proxy yet
     assert outputs["workflow_api"].endswith(":14433")
     assert len(outputs["worker_ips"]) == 2
 
@@ -175,11 +175,16 @@ def test_scale_adds_and_removes_worker_vms_through_im(
     settings = ["--set", f"target.im_url={im.url}", "--set", f"target.im_auth_file={auth}"]
     created = json_of(cli("create", "-c", str(path), "--no-wait", "--json", *settings, token=TOKEN))
     deployment = created["id"]
-    deadline = time.monotonic() + 120  # IM starts the VMs after answering (slower when busy)
-    while len(vm_ids(im, deployment)) < 3 and time.monotonic() < deadline:
-        time.sleep(0.5)
-    made = vm_ids(im, deployment)
-    assert len(made) == 3, (made, json_of(cli("status", deployment, "--json", token=TOKEN)))
+    # IM starts the VMs after answering (slower when busy), and its list of an infrastructure's
+    # VMs can be caught mid-change: wait for three VMs twice in a row.
+    deadline = time.monotonic() + 120
+    seen = [vm_ids(im, deployment)]
+    while not (len(seen) > 1 and len(seen[-1]) == len(seen[-2]) == 3):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(1)
+        seen.append(vm_ids(im, deployment))
+    assert len(seen[-1]) == 3, (seen, json_of(cli("status", deployment, "--json", token=TOKEN)))
     # As a user would, scale once IM has its VMs running (it refuses while they are pending).
     status = json_of(cli("status", deployment, "--json", token=TOKEN))
     while status["status"] == "pending" and time.monotonic() < deadline:
