@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from mlaas4hep_cli import __version__
+from mlaas4hep_cli import __version__, helptext
 from mlaas4hep_cli.commands import (
     cancel,
     create,
@@ -35,7 +35,8 @@ from mlaas4hep_cli.commands import (
 
 app = typer.Typer(
     name="mlaas4hep",
-    help="MLaaS4HEP: train ML models on ROOT ntuples and deploy the service.",
+    help="MLaaS4HEP: train ML models on ROOT ntuples and deploy the service.\n\n"
+    "Example: mlaas4hep init mlaas4hep.yaml && mlaas4hep create -c mlaas4hep.yaml",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -70,8 +71,14 @@ app.command(context_settings=workflow.SETTINGS, add_help_option=False)(workflow.
 
 @app.command()
 def version() -> None:
-    """Print the toolkit version."""
+    """Print the toolkit version.
+
+    Example: mlaas4hep version
+    """
     typer.echo(f"mlaas4hep-cli {__version__}")
+
+
+helptext.apply(app)
 
 
 def main() -> None:

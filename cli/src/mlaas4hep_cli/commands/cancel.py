@@ -23,7 +23,10 @@ def cancel(
     insecure: Insecure = False,
     as_json: AsJson = False,
 ) -> None:
-    """Cancel a queued or running job."""
+    """Cancel a queued or running job.
+
+    Example: mlaas4hep cancel 3f2a9c --server https://mlaas.example.org:4433 -a infn-cloud
+    """
     with (
         user_errors(),
         client.connect(server, get_token(token, account), ca_bundle, insecure) as service,

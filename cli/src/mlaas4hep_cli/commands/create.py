@@ -29,7 +29,10 @@ def create(
     account: Account = None,
     as_json: AsJson = False,
 ) -> None:
-    """Deploy the MLaaS4HEP stack (like `dodas create template.yml`)."""
+    """Deploy the MLaaS4HEP stack (like `dodas create template.yml`).
+
+    Example: mlaas4hep create -c mlaas4hep.yaml -a infn-cloud
+    """
     with user_errors():
         extra = [*(overrides or []), *([f"target.kind={target}"] if target else [])]
         config, path = operations.resolve(config_path, extra, profile_name)

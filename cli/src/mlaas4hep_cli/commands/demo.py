@@ -22,7 +22,10 @@ def demo(
     ] = False,
 ) -> None:
     """Run the embedded default job on this machine (no cloud account needed): the whole
-    service deployed locally, a workflow through its API, the model served and asked."""
+    service deployed locally, a workflow through its API, the model served and asked.
+
+    Example: mlaas4hep demo --events 5000 --model builtin:gbdt
+    """
     with user_errors():
         require_service_package("mlaas4hep demo")
         folder.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,10 @@ console = Console()
 
 
 def destroy(deployment: DeploymentId, account: Account = None, as_json: AsJson = False) -> None:
-    """Delete a deployment and everything it created (safe to repeat)."""
+    """Delete a deployment and everything it created (safe to repeat).
+
+    Example: mlaas4hep destroy local-demo
+    """
     with user_errors():
         destroyed, note = operations.destroy(deployment, account)
     if as_json:

@@ -13,7 +13,10 @@ from mlaas4hep_cli.errors import user_errors
 from mlaas4hep_cli.home import toolkit_home
 from mlaas4hep_cli.images import IMAGES, build_images
 
-app = typer.Typer(help="Container images of the stack.", no_args_is_help=True)
+app = typer.Typer(
+    help="Container images of the stack.\n\nExample: mlaas4hep images build --engine podman",
+    no_args_is_help=True,
+)
 console = Console()
 
 
@@ -31,7 +34,10 @@ def build(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Build every image (the pipeline first: the Python services are built on it)."""
+    """Build every image (the pipeline first: the Python services are built on it).
+
+    Example: mlaas4hep images build --engine podman --only pipeline --only server
+    """
     with user_errors():
         built = build_images(
             toolkit_home(),

@@ -23,7 +23,10 @@ def init(
     ssh_key: Annotated[str, typer.Option(help="public key file")] = "~/.ssh/id_ed25519.pub",
     force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False,
 ) -> None:
-    """Write a commented starter configuration."""
+    """Write a commented starter configuration.
+
+    Example: mlaas4hep init mlaas4hep.yaml --target orchestrator --client-id mlaas4hep
+    """
     with user_errors():
         if path.exists() and not force:
             raise CliError(f"{path} exists; use --force to overwrite it")

@@ -23,7 +23,10 @@ def jobs(
     insecure: Insecure = False,
     as_json: AsJson = False,
 ) -> None:
-    """List your jobs."""
+    """List your jobs.
+
+    Example: mlaas4hep jobs --server https://mlaas.example.org:4433 -a infn-cloud
+    """
     with (
         user_errors(),
         client.connect(server, get_token(token, account), ca_bundle, insecure) as service,

@@ -15,7 +15,10 @@ console = Console()
 
 
 def list_deployments(account: Account = None, as_json: AsJson = False) -> None:
-    """Your deployments, with their current state."""
+    """Your deployments, with their current state.
+
+    Example: mlaas4hep list --json
+    """
     with user_errors():
         rows = operations.list_states(account)
     if as_json:

@@ -24,7 +24,10 @@ def login(
         typer.Option("--command", "-c", help="run this instead of a shell"),
     ] = None,
 ) -> None:
-    """Log in to a deployment's VM over SSH (like `dodas login`)."""
+    """Log in to a deployment's VM over SSH (like `dodas login`).
+
+    Example: mlaas4hep login my-cluster 1 -i ~/.ssh/id_ed25519
+    """
     with user_errors():
         endpoint = operations.ssh_endpoint(Registry().find(deployment), vm, key, user)
     raise typer.Exit(ssh_login(endpoint, command.split() if command else None))

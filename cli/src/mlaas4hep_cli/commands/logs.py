@@ -22,7 +22,10 @@ def logs(
     ca_bundle: CaBundle = None,
     insecure: Insecure = False,
 ) -> None:
-    """Print (or follow) a job's log."""
+    """Print (or follow) a job's log.
+
+    Example: mlaas4hep logs 3f2a9c --follow --server https://mlaas.example.org:4433
+    """
     with (
         user_errors(),
         client.connect(server, get_token(token, account), ca_bundle, insecure) as service,

@@ -27,7 +27,10 @@ def models(
     insecure: Insecure = False,
     as_json: AsJson = False,
 ) -> None:
-    """List the models the inference service holds."""
+    """List the models the inference service holds.
+
+    Example: mlaas4hep models --tfaas http://mlaas.example.org:8083
+    """
     with (
         user_errors(),
         client.connect(

@@ -16,7 +16,10 @@ console = Console()
 
 
 def outputs(deployment: DeploymentId, account: Account = None, as_json: AsJson = False) -> None:
-    """The deployment's outputs: VM address, service endpoints, credentials."""
+    """The deployment's outputs: VM address, service endpoints, credentials.
+
+    Example: mlaas4hep outputs local-demo --json
+    """
     with user_errors():
         values = operations.outputs(Registry().find(deployment), account)
     if as_json:

@@ -29,7 +29,10 @@ def predict(
     insecure: Insecure = False,
     as_json: AsJson = False,
 ) -> None:
-    """Predictions of a served model for every row of a file, one line per row."""
+    """Predictions of a served model for every row of a file, one line per row.
+
+    Example: mlaas4hep predict rows.csv --model higgs --tfaas http://mlaas.example.org:8083
+    """
     with user_errors():
         keys, rows = read_rows(rows_file)
         if not rows:

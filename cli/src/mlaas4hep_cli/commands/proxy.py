@@ -17,7 +17,8 @@ from rich.console import Console
 from mlaas4hep_cli.errors import require_service_package, user_errors
 
 app = typer.Typer(
-    help="The X.509 proxy for authenticated XRootD reads: status, renew.",
+    help="The X.509 proxy for authenticated XRootD reads: status, renew.\n\n"
+    "Example: mlaas4hep proxy status",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -83,7 +84,10 @@ def status(
     deployment: DeploymentOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Show the proxy's identity, validity, renewal and last error; exit 1 if unhealthy."""
+    """Show the proxy's identity, validity, renewal and last error; exit 1 if unhealthy.
+
+    Example: mlaas4hep proxy status -d local-demo --json
+    """
     if deployment:
         with user_errors():
             refuse_local_files(proxy=proxy)
@@ -135,7 +139,10 @@ def renew(
     ] = None,
     deployment: DeploymentOption = None,
 ) -> None:
-    """Make a new proxy now from the user certificate and key."""
+    """Make a new proxy now from the user certificate and key.
+
+    Example: mlaas4hep proxy renew --vo cms --lifetime 24h --passphrase-file ~/.globus/pass
+    """
     if deployment:
         with user_errors():
             refuse_local_files(

@@ -25,7 +25,10 @@ def render(
     as_json: AsJson = False,
 ) -> None:
     """Render the deployment: TOSCA template + orchestrator parameters, Ansible vars and
-    inventory, the compose environment (secret-bearing files are mode 0600)."""
+    inventory, the compose environment (secret-bearing files are mode 0600).
+
+    Example: mlaas4hep render -c mlaas4hep.yaml --out rendered
+    """
     from mlaas4hep_cli.rendering import render as render_files
 
     with user_errors():

@@ -27,7 +27,10 @@ def results(
     insecure: Insecure = False,
     as_json: AsJson = False,
 ) -> None:
-    """Download a finished job's run folder (model, metrics, plots, bundle)."""
+    """Download a finished job's run folder (model, metrics, plots, bundle).
+
+    Example: mlaas4hep results 3f2a9c -o runs --server https://mlaas.example.org:4433
+    """
     with (
         user_errors(),
         client.connect(server, get_token(token, account), ca_bundle, insecure) as service,

@@ -27,7 +27,10 @@ def run(
     key: Annotated[Optional[Path], typer.Option("--key", "-i", help="private key")] = None,  # noqa: UP045
     as_json: Annotated[bool, typer.Option("--json", help="summary as JSON at the end")] = False,
 ) -> None:
-    """Run a workflow on the deployment's VM: mlaas4hep run ID -- --files ... --model ..."""
+    """Run a workflow on the deployment's VM; its arguments, after --, are the workflow's own.
+
+    Example: mlaas4hep run my-cluster -- --files files.txt --labels labels.txt --model builtin:gbdt
+    """
     with user_errors():
         record = Registry().find(deployment)
         args = list(context.args)

@@ -24,7 +24,10 @@ def scale(
     account: Account = None,
     as_json: AsJson = False,
 ) -> None:
-    """Change the number of Dask worker VMs of a cluster (created with vm.workers.count > 0)."""
+    """Change the number of Dask worker VMs of a cluster (created with vm.workers.count > 0).
+
+    Example: mlaas4hep scale local-demo --workers 3
+    """
     with user_errors():
         state = operations.scale(deployment, workers, account)
     if as_json:

@@ -28,7 +28,10 @@ def status(
     account: Account = None,
     as_json: AsJson = False,
 ) -> None:
-    """Show a deployment's state (live with --watch)."""
+    """Show a deployment's state (live with --watch).
+
+    Example: mlaas4hep status local-demo --watch
+    """
     with user_errors():
         record = Registry().find(deployment)
         if watch and not as_json:

@@ -55,7 +55,11 @@ def submit(
     insecure: Insecure = False,
     as_json: AsJson = False,
 ) -> None:
-    """Submit a workflow run (uploading a bundle first with --bundle)."""
+    """Submit a workflow run (uploading a bundle first with --bundle).
+
+    Example: mlaas4hep submit --server https://mlaas.example.org:4433 --bundle ./higgs
+    --files files.txt --labels labels.txt --model builtin:gbdt --wait
+    """
     with (
         user_errors(),
         client.connect(server, get_token(token, account), ca_bundle, insecure) as service,

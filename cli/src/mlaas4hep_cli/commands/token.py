@@ -27,7 +27,10 @@ def token(
         bool, typer.Option("--json", help="the token with its subject and expiry")
     ] = False,
 ) -> None:
-    """Print an access token from oidc-agent (or MLAAS4HEP_TOKEN)."""
+    """Print an access token from oidc-agent (or MLAAS4HEP_TOKEN).
+
+    Example: mlaas4hep token -a infn-cloud --min-valid 300
+    """
     with user_errors():
         value = (
             operations.local_token(deployment, user)

@@ -26,7 +26,10 @@ def upload(
     insecure: Insecure = False,
     as_json: AsJson = False,
 ) -> None:
-    """Upload a trained model's bundle to the inference service."""
+    """Upload a trained model's bundle to the inference service.
+
+    Example: mlaas4hep upload runs/run-1/tfaas/higgs --tfaas http://mlaas.example.org:8083
+    """
     with user_errors():
         archive = client.model_bundle(path)
         with client.connect(

@@ -37,7 +37,10 @@ def validate(
     ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Check the configuration, the TOSCA template, the playbook and the compose file."""
+    """Check the configuration, the TOSCA template, the playbook and the compose file.
+
+    Example: mlaas4hep validate -c mlaas4hep.yaml
+    """
     from mlaas4hep_cli.rendering import validate as run_checks
 
     with user_errors():

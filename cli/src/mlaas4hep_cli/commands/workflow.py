@@ -16,7 +16,10 @@ from mlaas4hep_cli.errors import require_service_package, user_errors
 
 
 def workflow(context: typer.Context) -> None:
-    """Train a model locally: --files --labels --model --params [--preproc] [--specs] [--fout]."""
+    """Train a model locally: --files --labels --model --params [--preproc] [--specs] [--fout].
+
+    Example: mlaas4hep workflow --files files.txt --labels labels.txt --model builtin:gbdt
+    """
     with user_errors():
         require_service_package("mlaas4hep workflow")
     script = Path(sys.executable).with_name("mlaas4hep-workflow")
