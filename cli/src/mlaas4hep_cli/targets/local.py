@@ -303,8 +303,9 @@ def local_state(record: DeploymentRecord) -> DeploymentState:
 
 
 def scale_local(record: DeploymentRecord, workers: int) -> DeploymentState:
-    """The same roles again with the new number of worker containers: the `dask` role starts
-    the missing ones and removes those beyond the number; nothing else changes."""
+    """The `dask` role again (site.yml's `dask` tag) with the new number of worker
+    containers: it starts the missing ones and removes those beyond the number; the rest of
+    the stack is not touched."""
     project = Path(record.endpoint)
     variables_file = project / "ansible" / "vars.json"
     variables = json.loads(variables_file.read_text()) if variables_file.exists() else {}
@@ -314,7 +315,7 @@ def scale_local(record: DeploymentRecord, workers: int) -> DeploymentState:
         )
     variables["mlaas4hep_dask_local_workers"] = workers
     console.print(f"scaling {record.id} to {workers} workers with Ansible")
-    run = run_site(variables, project / "ansible")
+    run = run_site(variables, project / "ansible", "--tags", "dask")
     if run.returncode != 0:
         raise CliError(f"the Ansible run failed:\n{failure_summary(run.output)}")
     return local_state(record)
