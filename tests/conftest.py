@@ -13,6 +13,7 @@ from mlaas4hep.cluster import ClusterSession
 from mlaas4hep.reader.source import load_xrootd_client
 from mlaas4hep.sample import SampleSet, write_sample
 
+from helpers import NO_TOKEN
 from support.dask_cluster import DaskCluster
 from support.im_server import ImServer, start_im
 from support.oidc_provider import OidcProvider, start_provider
@@ -164,3 +165,12 @@ def mirror() -> Iterator[ToscaMirror]:
     served = ToscaMirror(upstream_types_dir(), repo / "tosca", repository_archive()).start()
     yield served
     served.stop()
+
+
+@pytest.fixture
+def config_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The CLI's configuration (profiles, registry) in a folder of the test's own, no token."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    for name in NO_TOKEN:
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path / "config" / "mlaas4hep"

@@ -20,21 +20,12 @@ from mlaas4hep_cli.main import app
 from mlaas4hep_cli.registry import Registry
 from mlaas4hep_cli.targets import TARGETS, target_class
 
+from helpers import NO_TOKEN
 from support.deployment import cloud_config
 from support.im_server import ImServer
 from support.oidc_provider import AUDIENCE, OidcProvider
 from support.orchestrator_stub import OrchestratorStub, start_stub
 from support.tosca_mirror import ToscaMirror
-
-NO_TOKEN = {"MLAAS4HEP_TOKEN": "", "BEARER_TOKEN": "", "ACCESS_TOKEN": "", "MLAAS4HEP_PROFILE": ""}
-
-
-@pytest.fixture
-def config_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    for name in NO_TOKEN:
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path / "config" / "mlaas4hep"
 
 
 def cli(*args: str, token: str = "") -> Result:

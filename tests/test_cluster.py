@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from mlaas4hep.reader import read_file_list, read_labels
 from mlaas4hep.sample import SampleSet
 from mlaas4hep.specs.specs_pass import compute_specs
 
+from helpers import three_file_sample
 from support.dask_cluster import DaskCluster, start_cluster
 from support.net import free_port
 
@@ -42,22 +42,7 @@ WORKFLOW = str(Path(sys.executable).with_name("mlaas4hep-workflow"))
 @pytest.fixture
 def three_files(sample: SampleSet, tmp_path: Path) -> SampleSet:
     """The sample plus a third file (a signal copy), listed with their labels."""
-    third = tmp_path / "ttH_more.root"
-    shutil.copy(sample.files[0], third)
-    files = (*sample.files, third)
-    (tmp_path / "files.txt").write_text("".join(f"{f}\n" for f in files))
-    (tmp_path / "labels.txt").write_text("1\n0\n1\n")
-    params = json.loads(sample.params_json.read_text())
-    params.update(chunk_size=3000)
-    (tmp_path / "params.json").write_text(json.dumps(params))
-    return SampleSet(
-        tmp_path,
-        files,
-        tmp_path / "files.txt",
-        tmp_path / "labels.txt",
-        tmp_path / "params.json",
-        sample.preproc_json,
-    )
+    return three_file_sample(sample, tmp_path, chunk_size=3000)
 
 
 def open_dataset(sample: SampleSet, **changes: object) -> Dataset:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from mlaas4hep.params import load_params
 from mlaas4hep.sample import SampleSet
 from mlaas4hep.workflow import run_workflow
 
+from helpers import three_file_sample
 from support.dask_cluster import DaskCluster, start_cluster
 
 pytestmark = pytest.mark.integration
@@ -84,22 +84,7 @@ def three_files(sample: SampleSet, tmp_path: Path) -> SampleSet:
     """The sample plus a signal copy: 18000 events (2700 training rows after the cuts) in six
     chunks; six epochs, so that both runs converge (AUC about 0.96-0.98, 0.02 apart at most
     in trials, while two epochs gave 0.79-0.88 either way)."""
-    third = tmp_path / "ttH_more.root"
-    shutil.copy(sample.files[0], third)
-    files = (*sample.files, third)
-    (tmp_path / "files.txt").write_text("".join(f"{f}\n" for f in files))
-    (tmp_path / "labels.txt").write_text("1\n0\n1\n")
-    params = json.loads(sample.params_json.read_text())
-    params.update(chunk_size=3000, epochs=6, plots=False)
-    (tmp_path / "params.json").write_text(json.dumps(params))
-    return SampleSet(
-        tmp_path,
-        files,
-        tmp_path / "files.txt",
-        tmp_path / "labels.txt",
-        tmp_path / "params.json",
-        sample.preproc_json,
-    )
+    return three_file_sample(sample, tmp_path, chunk_size=3000, epochs=6, plots=False)
 
 
 def workflow(

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from test_cli_deployments import NO_TOKEN, cli, json_of
+from test_cli_deployments import cli, json_of
 
 from mlaas4hep_cli.registry import Registry
 from mlaas4hep_cli.targets import im as im_target
@@ -49,14 +49,6 @@ def config_file(config: Any, folder: Path) -> Path:
     path = folder / "cluster.yaml"
     path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
     return path
-
-
-@pytest.fixture
-def config_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    for name in NO_TOKEN:
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path / "config" / "mlaas4hep"
 
 
 @pytest.fixture
