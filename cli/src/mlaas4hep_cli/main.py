@@ -29,6 +29,7 @@ from mlaas4hep_cli.commands import (
     submit,
     token,
     upload,
+    use,
     validate,
     workflow,
 )
@@ -53,6 +54,7 @@ app.command()(scale.scale)
 app.command()(destroy.destroy)
 app.command()(login.login)
 app.command(context_settings=run.SETTINGS)(run.run)
+app.command()(use.use)
 app.command()(token.token)
 # workflow runs on a server
 app.command()(submit.submit)

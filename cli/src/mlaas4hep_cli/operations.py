@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mlaas4hep_cli import contexts
 from mlaas4hep_cli.config import DeploymentConfig, load_config
 from mlaas4hep_cli.errors import CliError
 from mlaas4hep_cli.profiles import Profile, load_profile
@@ -110,10 +111,18 @@ def follow(
 
 
 def remember_address(record: DeploymentRecord, state: DeploymentState) -> None:
-    """Keep the VM's address (for login/run) once the deployment is ready."""
+    """Keep the VM's address (for login/run) and the service endpoints (for the client
+    commands, contexts.py) once the deployment is ready."""
     host = state.outputs.get("node_ip") or state.outputs.get("ip")
+    endpoints = {k: state.outputs[k] for k in contexts.ENDPOINT_KEYS if k in state.outputs}
+    changed = False
     if host and not record.ssh.get("host"):
         record.ssh["host"] = host
+        changed = True
+    if endpoints and record.extra.get("endpoints") != endpoints:
+        record.extra["endpoints"] = endpoints
+        changed = True
+    if changed:
         Registry().add(record)
 
 
@@ -174,6 +183,8 @@ def destroy(deployment: str, account: str | None = None) -> tuple[str, str | Non
     target_of(record, account).destroy(record)
     registry.remove(record.id)
     forget_keys(record.id)
+    if contexts.current() == record.id:  # the client commands' default is gone with it
+        contexts.current_file().unlink(missing_ok=True)
     return record.id, None
 
 

@@ -21,9 +21,24 @@ ProfileName = Annotated[
     typer.Option("--profile", "-p", help="profile in ~/.config/mlaas4hep/config.yaml"),
 ]
 DeploymentId = Annotated[str, typer.Argument(help="deployment id (or unique prefix, or name)")]
-Server = Annotated[str, typer.Option(envvar="MLAAS4HEP_SERVER", help="workflow server URL")]
+Server = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(envvar="MLAAS4HEP_SERVER", help="workflow server URL (else the deployment's)"),
+]
 Tfaas = Annotated[
-    str, typer.Option("--tfaas", envvar="MLAAS4HEP_TFAAS", help="TFaaS URL, e.g. http://host:8083")
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--tfaas", envvar="MLAAS4HEP_TFAAS", help="TFaaS URL (else the deployment's inference API)"
+    ),
+]
+Deployment = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--deployment",
+        "-d",
+        envvar="MLAAS4HEP_DEPLOYMENT",
+        help="the deployment's endpoints, CA and token (default: `mlaas4hep use ID`)",
+    ),
 ]
 ConfigFile = Annotated[
     Optional[Path],  # noqa: UP045

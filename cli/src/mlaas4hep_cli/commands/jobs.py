@@ -6,17 +6,17 @@ import json
 
 from rich.console import Console
 
-from mlaas4hep_cli import client
+from mlaas4hep_cli import contexts
 from mlaas4hep_cli.errors import user_errors
-from mlaas4hep_cli.options import Account, AsJson, CaBundle, Insecure, Server, Token
-from mlaas4hep_cli.tokens import get_token
+from mlaas4hep_cli.options import Account, AsJson, CaBundle, Deployment, Insecure, Server, Token
 from mlaas4hep_cli.views import jobs_table
 
 console = Console()
 
 
 def jobs(
-    server: Server,
+    server: Server = None,
+    deployment: Deployment = None,
     account: Account = None,
     token: Token = None,
     ca_bundle: CaBundle = None,
@@ -25,11 +25,19 @@ def jobs(
 ) -> None:
     """List your jobs.
 
-    Example: mlaas4hep jobs --server https://mlaas.example.org:4433 -a infn-cloud
+    Example: mlaas4hep jobs -d local-demo
     """
     with (
         user_errors(),
-        client.connect(server, get_token(token, account), ca_bundle, insecure) as service,
+        contexts.connect(
+            "workflow_api",
+            deployment=deployment,
+            url=server,
+            token=token,
+            account=account,
+            ca_bundle=ca_bundle,
+            insecure=insecure,
+        ) as service,
     ):
         listing = service.json("GET", "/jobs")
     if as_json:

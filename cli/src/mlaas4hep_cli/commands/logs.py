@@ -7,15 +7,15 @@ from typing import Annotated
 
 import typer
 
-from mlaas4hep_cli import client
+from mlaas4hep_cli import contexts
 from mlaas4hep_cli.errors import user_errors
-from mlaas4hep_cli.options import Account, CaBundle, Insecure, Server, Token
-from mlaas4hep_cli.tokens import get_token
+from mlaas4hep_cli.options import Account, CaBundle, Deployment, Insecure, Server, Token
 
 
 def logs(
     job_id: str,
-    server: Server,
+    server: Server = None,
+    deployment: Deployment = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="keep streaming")] = False,
     account: Account = None,
     token: Token = None,
@@ -28,7 +28,15 @@ def logs(
     """
     with (
         user_errors(),
-        client.connect(server, get_token(token, account), ca_bundle, insecure) as service,
+        contexts.connect(
+            "workflow_api",
+            deployment=deployment,
+            url=server,
+            token=token,
+            account=account,
+            ca_bundle=ca_bundle,
+            insecure=insecure,
+        ) as service,
         service.stream(f"/jobs/{job_id}/logs", params={"follow": follow}, timeout=None) as answer,
     ):
         for block in answer.iter_bytes():

@@ -10,17 +10,17 @@ import json
 
 from rich.console import Console
 
-from mlaas4hep_cli import client
+from mlaas4hep_cli import contexts
 from mlaas4hep_cli.errors import user_errors
-from mlaas4hep_cli.options import Account, AsJson, CaBundle, Insecure, Tfaas, Token
-from mlaas4hep_cli.tokens import optional_token
+from mlaas4hep_cli.options import Account, AsJson, CaBundle, Deployment, Insecure, Tfaas, Token
 from mlaas4hep_cli.views import models_table
 
 console = Console()
 
 
 def models(
-    tfaas: Tfaas,
+    tfaas: Tfaas = None,
+    deployment: Deployment = None,
     account: Account = None,
     token: Token = None,
     ca_bundle: CaBundle = None,
@@ -33,8 +33,16 @@ def models(
     """
     with (
         user_errors(),
-        client.connect(
-            tfaas, optional_token(token, account), ca_bundle, insecure, timeout=300
+        contexts.connect(
+            "tfaas_api",
+            deployment=deployment,
+            url=tfaas,
+            token=token,
+            account=account,
+            ca_bundle=ca_bundle,
+            insecure=insecure,
+            token_required=False,
+            timeout=300,
         ) as service,
     ):
         listing = service.json("GET", "/models")

@@ -8,17 +8,17 @@ from typing import Annotated
 
 import typer
 
-from mlaas4hep_cli import client
+from mlaas4hep_cli import client, contexts
 from mlaas4hep_cli.errors import CliError, user_errors
-from mlaas4hep_cli.options import Account, AsJson, CaBundle, Insecure, Tfaas, Token
+from mlaas4hep_cli.options import Account, AsJson, CaBundle, Deployment, Insecure, Tfaas, Token
 from mlaas4hep_cli.prediction_rows import read_rows
-from mlaas4hep_cli.tokens import optional_token
 
 
 def predict(
     rows_file: Annotated[Path, typer.Argument(help="rows: .csv with a header, or .json")],
     model: Annotated[str, typer.Option("--model", "-m", help="model name on the service")],
-    tfaas: Tfaas,
+    tfaas: Tfaas = None,
+    deployment: Deployment = None,
     normalise: Annotated[
         bool, typer.Option(help="raw values: apply the model's training min-max scaling")
     ] = False,
@@ -37,8 +37,16 @@ def predict(
         keys, rows = read_rows(rows_file)
         if not rows:
             raise CliError(f"{rows_file}: no rows")
-        with client.connect(
-            tfaas, optional_token(token, account), ca_bundle, insecure, timeout=300
+        with contexts.connect(
+            "tfaas_api",
+            deployment=deployment,
+            url=tfaas,
+            token=token,
+            account=account,
+            ca_bundle=ca_bundle,
+            insecure=insecure,
+            token_required=False,
+            timeout=300,
         ) as service:
             predictions = client.predict(service, model, rows, keys, normalise, batch)
     if as_json:

@@ -9,17 +9,17 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from mlaas4hep_cli import client
+from mlaas4hep_cli import client, contexts
 from mlaas4hep_cli.errors import user_errors
-from mlaas4hep_cli.options import Account, AsJson, CaBundle, Insecure, Server, Token
-from mlaas4hep_cli.tokens import get_token
+from mlaas4hep_cli.options import Account, AsJson, CaBundle, Deployment, Insecure, Server, Token
 
 console = Console()
 
 
 def results(
     job_id: str,
-    server: Server,
+    server: Server = None,
+    deployment: Deployment = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="where to unpack")] = Path(),
     account: Account = None,
     token: Token = None,
@@ -33,7 +33,15 @@ def results(
     """
     with (
         user_errors(),
-        client.connect(server, get_token(token, account), ca_bundle, insecure) as service,
+        contexts.connect(
+            "workflow_api",
+            deployment=deployment,
+            url=server,
+            token=token,
+            account=account,
+            ca_bundle=ca_bundle,
+            insecure=insecure,
+        ) as service,
     ):
         folders = [str(folder) for folder in client.unpack_results(service, job_id, output)]
     if as_json:

@@ -12,11 +12,10 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 
-from mlaas4hep_cli import client
+from mlaas4hep_cli import client, contexts
 from mlaas4hep_cli.errors import user_errors
 from mlaas4hep_cli.job_requests import submission
-from mlaas4hep_cli.options import Account, AsJson, CaBundle, Insecure, Server, Token
-from mlaas4hep_cli.tokens import get_token
+from mlaas4hep_cli.options import Account, AsJson, CaBundle, Deployment, Insecure, Server, Token
 
 console = Console()
 
@@ -26,7 +25,8 @@ def said_state(job: dict[str, Any]) -> None:
 
 
 def submit(
-    server: Server,
+    server: Server = None,
+    deployment: Deployment = None,
     files: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(help="files.txt (in the bundle) or a,b list"),
@@ -62,7 +62,15 @@ def submit(
     """
     with (
         user_errors(),
-        client.connect(server, get_token(token, account), ca_bundle, insecure) as service,
+        contexts.connect(
+            "workflow_api",
+            deployment=deployment,
+            url=server,
+            token=token,
+            account=account,
+            ca_bundle=ca_bundle,
+            insecure=insecure,
+        ) as service,
     ):
         if bundle is not None:
             name = name or bundle.name.removesuffix(".tar.gz").removesuffix(".tgz")

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from mlaas4hep_cli import operations
+from mlaas4hep_cli import contexts, operations
 from mlaas4hep_cli.errors import user_errors
 from mlaas4hep_cli.options import Account
 from mlaas4hep_cli.tokens import get_token
@@ -20,7 +20,12 @@ def token(
     min_valid: Annotated[int, typer.Option(help="seconds the token must stay valid")] = 60,
     deployment: Annotated[
         str | None,
-        typer.Option(help="a local deployment with the development provider: its user's token"),
+        typer.Option(
+            "--deployment",
+            "-d",
+            help="a local deployment with the development provider: its user's token "
+            "(default: `mlaas4hep use ID`, when no account or token is given)",
+        ),
     ] = None,
     user: Annotated[str, typer.Option(help="that provider's user")] = "demo",
     as_json: Annotated[
@@ -32,6 +37,8 @@ def token(
     Example: mlaas4hep token -a infn-cloud --min-valid 300
     """
     with user_errors():
+        if not deployment and not issuer and not contexts.operator_has_token(None, account):
+            deployment = contexts.current()
         value = (
             operations.local_token(deployment, user)
             if deployment

@@ -9,17 +9,17 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from mlaas4hep_cli import client
+from mlaas4hep_cli import client, contexts
 from mlaas4hep_cli.errors import user_errors
-from mlaas4hep_cli.options import Account, AsJson, CaBundle, Insecure, Tfaas, Token
-from mlaas4hep_cli.tokens import optional_token
+from mlaas4hep_cli.options import Account, AsJson, CaBundle, Deployment, Insecure, Tfaas, Token
 
 console = Console()
 
 
 def upload(
     path: Annotated[Path, typer.Argument(help="run folder, tfaas/<name> folder or .tar.gz")],
-    tfaas: Tfaas,
+    tfaas: Tfaas = None,
+    deployment: Deployment = None,
     account: Account = None,
     token: Token = None,
     ca_bundle: CaBundle = None,
@@ -32,8 +32,16 @@ def upload(
     """
     with user_errors():
         archive = client.model_bundle(path)
-        with client.connect(
-            tfaas, optional_token(token, account), ca_bundle, insecure, timeout=300
+        with contexts.connect(
+            "tfaas_api",
+            deployment=deployment,
+            url=tfaas,
+            token=token,
+            account=account,
+            ca_bundle=ca_bundle,
+            insecure=insecure,
+            token_required=False,
+            timeout=300,
         ) as service:
             answer = client.upload_model(service, archive)
     if as_json:
