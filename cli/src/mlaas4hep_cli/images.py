@@ -8,6 +8,7 @@ wheel` (reusing the host's pip cache and its CPU-only PyTorch), bind-mounted int
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -70,6 +71,54 @@ def engine_command(engine: str) -> str:
 
 def image_reference(name: str, prefix: str, tag: str) -> str:
     return f"{prefix}mlaas4hep-{name}:{tag}"
+
+
+SOURCE_LABEL = "mlaas4hep.source"  # the digest of the sources an image was built from
+PYTHON_SOURCES = ("mlaas4hep/src", "mlaas4hep/pyproject.toml", "cli/src", "cli/pyproject.toml")
+NOT_SOURCES = {"__pycache__", "build", ".pytest_cache"}
+
+
+def source_digest(home: Path, spec: ImageSpec) -> str:
+    """SHA-256 over the files an image is built from: its own folder, and for the Python images
+    the two packages (and the pipeline image's folder, which the others start from). An image
+    whose label differs was built from other sources (an older toolkit) and is rebuilt."""
+    roots = [f"images/{spec.folder}", "images/wheelhouse-constraints.txt"]
+    if spec.on_pipeline or spec.name == "pipeline":
+        roots += ["images/pipeline", *PYTHON_SOURCES]
+    digest = hashlib.sha256()
+    for root in sorted(set(roots)):
+        top = home / root
+        files = [top] if top.is_file() else sorted(top.rglob("*"))
+        for path in files:
+            parts = set(path.relative_to(home).parts)
+            if not path.is_file() or parts & NOT_SOURCES or path.suffix == ".pyc":
+                continue
+            if any(part.endswith(".egg-info") for part in parts):
+                continue
+            digest.update(str(path.relative_to(home)).encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def image_source(engine: str, reference: str) -> str | None:
+    """The source digest an existing image was built from ("" unlabelled; None: no image)."""
+    result = subprocess.run(
+        [
+            engine,
+            "image",
+            "inspect",
+            "--format",
+            f'{{{{ index .Config.Labels "{SOURCE_LABEL}" }}}}',
+            reference,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        return None
+    value = result.stdout.strip()
+    return "" if value in ("", "<no value>") else value
 
 
 def image_exists(engine: str, reference: str) -> bool:
@@ -180,6 +229,8 @@ def build_images(
             f"BASE_IMAGE={base}",
             "--build-arg",
             f"PIPELINE_IMAGE={pipeline}",
+            "--label",
+            f"{SOURCE_LABEL}={source_digest(home, spec)}",
             "-t",
             reference,
             *volumes,
