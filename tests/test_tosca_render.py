@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlaas4hep_cli import __version__
 from mlaas4hep_cli.deployment_vars import ansible_vars
 from mlaas4hep_cli.errors import CliError
 from mlaas4hep_cli.tosca import (
@@ -20,6 +21,7 @@ from mlaas4hep_cli.tosca import (
     tosca_inputs,
     validate_template,
 )
+from mlaas4hep_cli.tosca.locations import SPELLED_SOURCE
 
 from support.deployment import CLIENT_SECRET, SSH_KEY, cloud_config
 
@@ -52,7 +54,8 @@ def test_rendered_template_parses_validates_and_carries_the_config(tmp_path: Pat
 def test_rendering_keeps_the_template_apart_from_the_input_defaults(tmp_path: Path) -> None:
     rendered = render_template(cloud_config(tmp_path), tmp_path / "out")
     strip = re.compile(r"^\s*default:.*\n(?:\s+\w+: \{ protocol: tcp, source: \d+ \}\n)*", re.M)
-    assert strip.sub("", rendered.template.read_text()) == strip.sub("", TEMPLATE.read_text())
+    released = TEMPLATE.read_text().replace(SPELLED_SOURCE.raw_base, DEFAULT_SOURCE.raw_base)
+    assert strip.sub("", rendered.template.read_text()) == strip.sub("", released)
 
 
 def test_parameters_json_is_the_orchestrator_request(tmp_path: Path) -> None:
@@ -93,6 +96,29 @@ def test_a_missing_secret_file_is_named(tmp_path: Path) -> None:
     config = cloud_config(tmp_path, oidc={"client_secret_file": str(tmp_path / "absent")})
     with pytest.raises(CliError, match=r"oidc\.client_secret_file"):
         tosca_inputs(config)
+
+
+def test_a_rendered_template_refers_to_the_toolkits_own_release(tmp_path: Path) -> None:
+    """Not to main: a deployment must not change under its user whenever main moves."""
+    rendered = render_template(cloud_config(tmp_path), tmp_path / "out")
+    text = rendered.template.read_text()
+    assert DEFAULT_SOURCE.raw_base.endswith(f"/v{__version__}")
+    assert SPELLED_SOURCE.raw_base not in text and SPELLED_SOURCE.archive not in text
+    document = yaml.safe_load(text)
+    assert DEFAULT_SOURCE.tosca_url("types/mlaas4hep_types.yaml") in str(document["imports"])
+    assert rendered.inputs["ansible_source"] == DEFAULT_SOURCE.archive
+    assert validate_template(rendered.template, source=DEFAULT_SOURCE) == []
+
+
+def test_the_source_setting_and_flag_point_at_a_fork(tmp_path: Path) -> None:
+    config = cloud_config(tmp_path)
+    forked = config.model_copy(update={"source": "someone/mlaas4hep@my-branch"})
+    rendered = render_template(forked, tmp_path / "out")
+    assert rendered.inputs["ansible_source"] == (
+        "https://github.com/someone/mlaas4hep/archive/my-branch.tar.gz"
+    )
+    with pytest.raises(ValueError, match="OWNER/REPO@REF"):
+        ProjectSource.parse("someone/mlaas4hep")
 
 
 def test_another_source_retargets_types_icon_and_ansible_code(tmp_path: Path) -> None:
@@ -155,17 +181,17 @@ def test_the_template_sets_every_stack_property_from_an_input() -> None:
         assert all(set(value) == {"get_input"} for value in node["properties"][name].values())
 
 
-def test_project_urls_in_the_tosca_files_match_the_default_source() -> None:
+def test_project_urls_in_the_tosca_files_spell_the_repositorys_main() -> None:
     own = re.compile(r"https://(?:raw\.githubusercontent\.com|github\.com)/mlaas4hep/\S+")
     for path in [TEMPLATE, TYPES, *sorted((TOSCA / "metadata").glob("*.yml"))]:
         for url in own.findall(path.read_text()):
             assert url.startswith(
                 (
-                    DEFAULT_SOURCE.raw_base + "/",
-                    DEFAULT_SOURCE.archive,
+                    SPELLED_SOURCE.raw_base + "/",
+                    SPELLED_SOURCE.archive,
                     "https://github.com/mlaas4hep/mlaas4hep#",
                 )
             ), (path, url)
-            if url.startswith(DEFAULT_SOURCE.raw_base + "/tosca/"):
-                local = TOSCA / url.removeprefix(DEFAULT_SOURCE.raw_base + "/tosca/")
+            if url.startswith(SPELLED_SOURCE.raw_base + "/tosca/"):
+                local = TOSCA / url.removeprefix(SPELLED_SOURCE.raw_base + "/tosca/")
                 assert local.is_file(), (path, url)

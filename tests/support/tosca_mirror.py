@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from mlaas4hep_cli.tosca import DEFAULT_SOURCE, ProjectSource
+from mlaas4hep_cli.tosca.locations import SPELLED_SOURCE
 
 UPSTREAM_ARTIFACT = b"- hosts: all\n  tasks: []\n"
 
@@ -48,8 +49,10 @@ class ToscaMirror:
             f"{self.base}/indigo-dc/",
             text,
         )
-        text = text.replace(DEFAULT_SOURCE.archive, self.source.archive)
-        return text.replace(DEFAULT_SOURCE.raw_base + "/", self.source.raw_base + "/")
+        for project in (DEFAULT_SOURCE, SPELLED_SOURCE):  # the release, and the files' main
+            text = text.replace(project.archive, self.source.archive)
+            text = text.replace(project.raw_base + "/", self.source.raw_base + "/")
+        return text
 
     def content(self, path: str) -> bytes | None:
         if path == "/project/archive.tar.gz":

@@ -52,3 +52,16 @@ RequiredConfigFile = Annotated[
     Path,
     typer.Option("--config", "-c", help="deployment configuration", envvar="MLAAS4HEP_CONFIG"),
 ]
+Source = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--source",
+        help="this project's TOSCA type, playbook and Ansible code from OWNER/REPO@REF "
+        "(a fork or branch; default: the toolkit's release tag)",
+    ),
+]
+
+
+def with_source(overrides: list[str] | None, source: str | None) -> list[str]:
+    """--source as the configuration's `source` setting (what `--set source=...` would do)."""
+    return [*(overrides or []), *([f"source={source}"] if source else [])]

@@ -201,9 +201,10 @@ def validate(
     checker.start()
     if template is not None or (cloud_like(config) and not local):
         from mlaas4hep_cli.tosca import render_template, validate_template
+        from mlaas4hep_cli.tosca.locations import source_of
 
         path = template or render_template(config, scratch / "tosca").template
-        for problem in validate_template(path, types_dir):
+        for problem in validate_template(path, types_dir, source=source_of(config)):
             findings.append(Finding("tosca", problem_where(problem), problem_text(problem)))
     env = {"MLAAS4HEP_IMAGE_TAG": config.images.tag}
     findings += compose_check(env)

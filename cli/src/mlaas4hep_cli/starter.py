@@ -43,6 +43,10 @@ images:
   tag: latest
   oauth2_proxy: quay.io/oauth2-proxy/oauth2-proxy:v7.6.0-alpine
 
+# Where IM and the orchestrator fetch this project's TOSCA type and Ansible code (OWNER/REPO@REF;
+# default: this toolkit's release tag).
+# source: someone/mlaas4hep@my-branch
+
 services:
   front_proxy: oauth2-proxy       # oauth2-proxy, or gateway (TLS only; used offline)
   jupyterhub: true

@@ -12,7 +12,15 @@ from rich.live import Live
 
 from mlaas4hep_cli import operations
 from mlaas4hep_cli.errors import user_errors
-from mlaas4hep_cli.options import Account, AsJson, ConfigFile, Overrides, ProfileName
+from mlaas4hep_cli.options import (
+    Account,
+    AsJson,
+    ConfigFile,
+    Overrides,
+    ProfileName,
+    Source,
+    with_source,
+)
 from mlaas4hep_cli.targets import Phase
 from mlaas4hep_cli.views import state_table
 
@@ -22,6 +30,7 @@ console = Console()
 def create(
     config_path: ConfigFile = None,
     overrides: Overrides = None,
+    source: Source = None,
     target: Annotated[Optional[str], typer.Option(help="local, orchestrator or im")] = None,  # noqa: UP045
     wait: Annotated[bool, typer.Option(help="follow the deployment until it is ready")] = True,
     timeout: Annotated[int, typer.Option(help="seconds to wait")] = 3600,
@@ -34,7 +43,7 @@ def create(
     Example: mlaas4hep create -c mlaas4hep.yaml -a infn-cloud
     """
     with user_errors():
-        extra = [*(overrides or []), *([f"target.kind={target}"] if target else [])]
+        extra = [*with_source(overrides, source), *([f"target.kind={target}"] if target else [])]
         config, path = operations.resolve(config_path, extra, profile_name)
         record = operations.create(config, path, profile_name, account)
         if as_json:

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from mlaas4hep_cli.config import load_config
 from mlaas4hep_cli.errors import user_errors
-from mlaas4hep_cli.options import AsJson, Overrides, RequiredConfigFile
+from mlaas4hep_cli.options import AsJson, Overrides, RequiredConfigFile, Source, with_source
 
 console = Console()
 
@@ -22,6 +22,7 @@ def render(
         "rendered"
     ),
     overrides: Overrides = None,
+    source: Source = None,
     as_json: AsJson = False,
 ) -> None:
     """Render the deployment: TOSCA template + orchestrator parameters, Ansible vars and
@@ -32,7 +33,7 @@ def render(
     from mlaas4hep_cli.rendering import render as render_files
 
     with user_errors():
-        rendered = render_files(load_config(config, overrides), out)
+        rendered = render_files(load_config(config, with_source(overrides, source)), out)
     if as_json:
         print(json.dumps({name: str(path) for name, path in rendered.files.items()}))
         return

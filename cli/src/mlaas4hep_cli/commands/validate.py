@@ -12,7 +12,7 @@ from rich.console import Console
 
 from mlaas4hep_cli.config import load_config
 from mlaas4hep_cli.errors import user_errors
-from mlaas4hep_cli.options import AsJson, Overrides, RequiredConfigFile
+from mlaas4hep_cli.options import AsJson, Overrides, RequiredConfigFile, Source, with_source
 
 console = Console()
 
@@ -20,6 +20,7 @@ console = Console()
 def validate(
     config: RequiredConfigFile,
     overrides: Overrides = None,
+    source: Source = None,
     template: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option(
@@ -44,7 +45,7 @@ def validate(
     from mlaas4hep_cli.rendering import validate as run_checks
 
     with user_errors():
-        loaded = load_config(config, overrides)
+        loaded = load_config(config, with_source(overrides, source))
         scratch = Path(tempfile.mkdtemp(prefix="mlaas4hep-validate-"))
         findings, seconds = run_checks(loaded, scratch, template, types)
     if as_json:

@@ -18,7 +18,7 @@ import yaml
 from mlaas4hep_cli.config import DeploymentConfig, VmConfig
 from mlaas4hep_cli.deployment_vars import ansible_vars, role_settings
 from mlaas4hep_cli.errors import CliError
-from mlaas4hep_cli.tosca.locations import DEFAULT_SOURCE, ProjectSource, project_tosca_dir
+from mlaas4hep_cli.tosca.locations import ProjectSource, project_tosca_dir, source_of
 
 SSH_PORT = 22
 SINGLE_VM_TEMPLATE = "mlaas4hep.yaml"
@@ -33,7 +33,7 @@ PORTS = "mlaas4hep_ports"  # derived on the VM from service_ports and xrootd_por
 
 def tosca_inputs(
     config: DeploymentConfig,
-    source: ProjectSource = DEFAULT_SOURCE,
+    source: ProjectSource | None = None,
     template: Path | None = None,
 ) -> dict[str, Any]:
     """Every input of the template (default: the toolkit's template for this configuration,
@@ -76,7 +76,7 @@ def tosca_inputs(
         inputs[name] = _read(contract[var], settings.get(var, var)) if wanted else ""
     carried = {*bound["vars"], *bound["secrets"], PORTS}
     inputs[STACK_VARS] = {var: value for var, value in contract.items() if var not in carried}
-    inputs["ansible_source"] = source.archive
+    inputs["ansible_source"] = (source or source_of(config)).archive
     return inputs
 
 

@@ -17,7 +17,7 @@ import yaml
 from mlaas4hep_cli.config import DeploymentConfig
 from mlaas4hep_cli.errors import CliError
 from mlaas4hep_cli.tosca.inputs import project_template, secret_inputs, tosca_inputs
-from mlaas4hep_cli.tosca.locations import DEFAULT_SOURCE, ProjectSource
+from mlaas4hep_cli.tosca.locations import SPELLED_SOURCE, ProjectSource, source_of
 from mlaas4hep_cli.tosca.problems import Loader
 
 PARAMETERS_NAME = "parameters.json"
@@ -35,13 +35,14 @@ def render_template(
     config: DeploymentConfig,
     out_dir: Path,
     *,
-    source: ProjectSource = DEFAULT_SOURCE,
+    source: ProjectSource | None = None,
     template: Path | None = None,
 ) -> RenderedTosca:
     """Write the rendered template and parameters.json into `out_dir`.
 
     `source` points the template at another version or fork of this repository (its types,
-    playbook and Ansible code); `template` defaults to the toolkit's tosca/mlaas4hep.yaml, or
+    playbook and Ansible code; default: the configuration's `source`, else the toolkit's own
+    release); `template` defaults to the toolkit's tosca/mlaas4hep.yaml, or
     tosca/mlaas4hep-cluster.yaml when the configuration has workers (vm.workers.count > 0).
     """
     template = template or project_template(config)
@@ -49,9 +50,9 @@ def render_template(
         text = template.read_text(encoding="utf-8")
     except OSError as exc:
         raise CliError(f"{template}: cannot read the template ({exc.strerror})") from None
-    if source != DEFAULT_SOURCE:
-        text = text.replace(DEFAULT_SOURCE.archive, source.archive)
-        text = text.replace(DEFAULT_SOURCE.raw_base + "/", source.raw_base + "/")
+    source = source or source_of(config)
+    text = text.replace(SPELLED_SOURCE.archive, source.archive)
+    text = text.replace(SPELLED_SOURCE.raw_base + "/", source.raw_base + "/")
     inputs = tosca_inputs(config, source, template)
     text = with_input_defaults(text, inputs, template)
     out_dir = Path(out_dir)
