@@ -55,6 +55,15 @@ def test_health_needs_no_token(server: ServerProcess) -> None:
     assert server.client(None).get("/health").json()["status"] == "ok"
 
 
+def test_the_front_proxys_check_accepts_tokens_of_this_deployment_only(
+    server: ServerProcess,
+) -> None:
+    """GET /auth: what the gateway asks (auth_request) before the Dask dashboard."""
+    allowed = server.client("alice").get("/auth")
+    assert allowed.status_code == 204 and allowed.headers["X-Auth-Subject"] == "alice-sub"
+    assert server.client(None).get("/auth").status_code == 401
+
+
 def test_the_original_upload_and_submit_json_run_a_job_to_its_results(
     server: ServerProcess, bundle: bytes, tmp_path: Path
 ) -> None:

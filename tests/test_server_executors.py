@@ -26,9 +26,8 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def container_server(
-    oidc: OidcProvider, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerProcess]:
+def container_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """Container-executor settings on a real podman API service."""
     image = ensure_base_image()
     service = start_service()
     # The pipeline image comes with the deployment code; here a bare Debian image runs this
@@ -38,7 +37,7 @@ def container_server(
     passable.chmod(0o755)
     if Path(sys.base_prefix).is_relative_to("/root"):  # its mount point, made in advance
         (passable / Path(sys.base_prefix).relative_to("/root")).mkdir(parents=True)
-    container = {
+    yield {
         "base_url": service.url,
         "image": image,
         "python": sys.executable,
@@ -49,15 +48,21 @@ def container_server(
             f"{sys.base_prefix}:{sys.base_prefix}:ro",
         ],
     }
+    service.stop()
+
+
+@pytest.fixture(scope="module")
+def container_server(
+    oidc: OidcProvider, tmp_path_factory: pytest.TempPathFactory, container_settings: dict
+) -> Iterator[ServerProcess]:
     server = ServerProcess(
         tmp_path_factory.mktemp("container-server"),
         oidc,
-        extra={"executor": "container", "container": container},
+        extra={"executor": "container", "container": container_settings},
     )
     server.start()
     yield server
     server.stop()
-    service.stop()
 
 
 @pytest.fixture(scope="module")
@@ -147,3 +152,54 @@ def test_a_dask_jobs_partitions_are_spread_over_the_cluster_through_its_broker(
     assert manifest["cluster"]["through"] == "the job's cluster broker"
     assert manifest["cluster"]["workers"] == 2
     assert manifest["cluster"]["scheduler"].startswith("tcp://127.0.0.1:")
+
+
+def test_container_jobs_spread_their_partitions_over_the_cluster(
+    oidc: OidcProvider,
+    tmp_path_factory: pytest.TempPathFactory,
+    container_settings: dict,
+    archive: bytes,
+    tmp_path: Path,
+) -> None:
+    """A cluster deployment's server: the job runs in a container without network; its specs
+    and chunks are made on both Dask workers through the broker the server runs for it (the
+    job's one way to the cluster). A second job finds the same connection."""
+    import io
+    import json
+    import tarfile
+
+    from distributed import Client
+
+    def partition_tasks(dask_worker: object) -> int:  # local: shipped to the workers by value
+        """How many partition tasks (specs or rows) a worker has run (its transition log)."""
+        log = dask_worker.state.log  # type: ignore[attr-defined]
+        return len({entry[0] for entry in log if str(entry[0]).startswith("partition_")})
+
+    cluster = start_cluster(workers=2, separate=True)
+    server = ServerProcess(
+        tmp_path_factory.mktemp("container-cluster"),
+        oidc,
+        extra={
+            "executor": "container",
+            "container": container_settings,
+            "dask": {"scheduler": cluster.address},
+        },
+    )
+    server.start()
+    try:
+        alice = server.client("alice")
+        for _ in range(2):
+            job = server.wait_final(alice, submit_job(alice, archive))
+            assert job["state"] == "SUCCEEDED", job["reason"]
+        results = alice.get(f"/jobs/{job['id']}/results")
+        with tarfile.open(fileobj=io.BytesIO(results.content)) as tar:
+            tar.extractall(tmp_path, filter="data")
+        manifest = json.loads(next(tmp_path.rglob("manifest.json")).read_text())
+        assert manifest["cluster"]["through"] == "the job's cluster broker"
+        assert manifest["cluster"]["workers"] == 2
+        with Client(cluster.address, set_as_default=False) as client:
+            ran = client.run(partition_tasks)
+        assert len(ran) == 2 and all(count > 0 for count in ran.values()), ran
+    finally:
+        server.stop()
+        cluster.stop()

@@ -149,8 +149,9 @@ def test_each_worker_runs_the_dask_worker_step_pointed_at_the_front(infrastructu
 def test_the_outputs_name_the_scheduler_the_dashboard_and_the_workers(infrastructure) -> None:
     outputs = infrastructure["outputs"]
     assert re.fullmatch(r"tls://[\d.]+:8786", outputs["dask_scheduler"])
-    assert "dask_dashboard" not in outputs  # no route to it through the front proxy yet
     assert outputs["workflow_api"].endswith(":14433")
+    # the dashboard is routed through the server's front proxy (same login and tokens)
+    assert outputs["dask_dashboard"] == outputs["workflow_api"] + "/dask/status"
     assert len(outputs["worker_ips"]) == 2
 
 

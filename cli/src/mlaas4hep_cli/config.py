@@ -266,6 +266,20 @@ class DeploymentConfig(Section):
     images: ImagesConfig = Field(default_factory=ImagesConfig)
     services: ServicesConfig = Field(default_factory=ServicesConfig)
     x509: X509Config = Field(default_factory=X509Config)
+    source: str | None = Field(
+        None,
+        description="where IM and the orchestrator fetch this project's TOSCA type, playbook and "
+        "Ansible code: OWNER/REPO@REF on GitHub (default: this toolkit's release tag)",
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str | None) -> str | None:
+        from mlaas4hep_cli.tosca.locations import ProjectSource
+
+        if value is not None:
+            ProjectSource.parse(value)  # ValueError names the expected form
+        return value
 
     @field_validator("name")
     @classmethod
@@ -283,14 +297,13 @@ class DeploymentConfig(Section):
                 "oidc.issuer 'local' (the development provider) is only for the "
                 "local target; cloud deployments use the site's IAM"
             )
-        if self.vm.workers.count and self.services.executor == "dask":
-            # The server's dask executor would start a cluster of its own, unconfined, rather
-            # than use the deployment's workers: until it hands jobs to them, a cluster's jobs
-            # run confined on the front (container) and its workers serve `--cluster` runs.
+        if self.vm.workers.count and self.services.executor != "container":
+            # A cluster's jobs run confined in containers on the front and spread their specs
+            # and chunks over the workers through the server's brokers (server/brokers.py).
             raise ValueError(
-                "services.executor dask cannot use the deployment's workers yet: keep the "
-                "container executor (jobs run confined on the front; the workers serve runs "
-                "started with --cluster)"
+                f"services.executor {self.services.executor}: a cluster (vm.workers.count > 0) "
+                "runs its jobs with the container executor, confined on the front, and spreads "
+                "them over the workers"
             )
         if self.services.x509 and not (self.x509.usercert and self.x509.userkey):
             raise ValueError("x509.usercert and x509.userkey are required when services.x509 is on")

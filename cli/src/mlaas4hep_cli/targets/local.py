@@ -27,7 +27,13 @@ from mlaas4hep_cli.deployment_vars import ansible_vars
 from mlaas4hep_cli.devidp import AUDIENCE, HUB_CLIENT, SERVICE_CLIENT, demo_provider
 from mlaas4hep_cli.errors import CliError
 from mlaas4hep_cli.home import toolkit_home
-from mlaas4hep_cli.images import IMAGES, build_images, image_exists, image_reference
+from mlaas4hep_cli.images import (
+    IMAGES,
+    build_images,
+    image_reference,
+    image_source,
+    source_digest,
+)
 from mlaas4hep_cli.playbook import run_site
 from mlaas4hep_cli.registry import DeploymentRecord
 from mlaas4hep_cli.targets.base import DeploymentState, Phase, Target
@@ -47,16 +53,20 @@ def project_folder(name: str) -> Path:
 
 
 def ensure_images(config: DeploymentConfig) -> None:
+    """Build the images that are missing or were built from other sources than this toolkit's
+    (a deployment never runs code older than the toolkit that deploys it)."""
     prefix = config.images.prefix or "localhost/"
+    home = toolkit_home()
     missing = [
         spec.name
         for spec in IMAGES
-        if not image_exists("podman", image_reference(spec.name, prefix, config.images.tag))
+        if image_source("podman", image_reference(spec.name, prefix, config.images.tag))
+        != source_digest(home, spec)
     ]
     if missing:
         console.print(
-            f"building images {', '.join(missing)} (offline; the first build takes "
-            "about ten minutes)"
+            f"building images {', '.join(missing)} (missing or older than this toolkit; "
+            "offline, the first build takes about ten minutes)"
         )
         build_images(
             toolkit_home(),
@@ -147,7 +157,7 @@ def local_variables(config: DeploymentConfig, project: Path) -> tuple[dict[str, 
         outputs["jupyterhub_url"] = f"https://127.0.0.1:{ports.jupyterhub}/hub/"
     if config.vm.workers.count:
         outputs["dask_scheduler"] = f"tls://127.0.0.1:{DASK_PORT}"
-        outputs["dask_dashboard"] = f"http://127.0.0.1:{DASK_PORT + 1}/status"
+        outputs["dask_dashboard"] = f"https://127.0.0.1:{ports.server}/dask/status"
     return variables, outputs
 
 

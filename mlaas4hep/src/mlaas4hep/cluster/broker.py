@@ -22,7 +22,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -217,10 +217,19 @@ class Broker:
     """The trusted side, run by a job's supervisor: the Dask client, serving the job's socket."""
 
     def __init__(
-        self, session: ClusterSession, job_folder: Path, uid: int | None, proxy: Path | None
+        self,
+        session: ClusterSession,
+        job_folder: Path,
+        uid: int | None,
+        proxy: Path | None,
+        seen_as: Path | None = None,
     ) -> None:
+        """`seen_as`: where the job sees its folder (a container's /job), when not at
+        `job_folder`. The workers see it at `job_folder` (shared storage, same path)."""
         self.session = session
-        self.inputs = (job_folder / "inputs").resolve()
+        self.folder = job_folder.resolve()
+        self.inputs = self.folder / "inputs"
+        self.seen_as = seen_as
         self.path = job_folder / SOCKET_NAME
         self.uid = uid
         self.proxy_pem = proxy.read_bytes() if proxy and proxy.is_file() else None
@@ -302,20 +311,30 @@ class Broker:
         except (ConnectionError, BrokenPipeError):
             raise  # the job stopped reading: stop this work
         except MlaasError as exc:
-            send(stream, {"error": str(exc)})
+            send(stream, {"error": self._as_the_job_sees(str(exc))})
         except Exception as exc:  # a malformed request: answered, never fatal to the broker
             send(stream, {"error": f"malformed request ({type(exc).__name__}: {exc})"})
 
+    def _as_the_job_sees(self, message: str) -> str:
+        """A worker's error names the job's files as the job knows them."""
+        if self.seen_as is None:
+            return message
+        return message.replace(str(self.folder), str(self.seen_as))
+
     def _allowed(self, partition: Partition) -> Partition:
-        """Local files only from the job's own inputs (links resolved); else a URL."""
+        """Local files only from the job's own inputs (links resolved here, where the job
+        cannot change them); else a URL. Local paths go to the workers as the server sees them."""
         if is_remote(partition.location):
             return partition
-        resolved = Path(partition.location).resolve()
+        path = Path(partition.location)
+        if self.seen_as is not None and path.is_relative_to(self.seen_as):
+            path = self.folder / path.relative_to(self.seen_as)
+        resolved = path.resolve()
         if not resolved.is_relative_to(self.inputs):
             raise PartitionError(
                 f"{partition.location}: a job reads local files only from its own inputs"
             )
-        return partition
+        return replace(partition, location=str(resolved))
 
 
 @contextlib.contextmanager

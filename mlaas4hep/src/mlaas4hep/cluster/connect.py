@@ -119,8 +119,12 @@ def check_spec(spec: str) -> str:
 
 
 @contextmanager
-def open_cluster(spec: str, wait_workers_s: float = 60) -> Iterator[ClusterSession]:
-    """Connect to (or start) the cluster; closed (and a local one stopped) on leaving."""
+def open_cluster(
+    spec: str, wait_workers_s: float = 60, security: Any = None
+) -> Iterator[ClusterSession]:
+    """Connect to (or start) the cluster; closed (and a local one stopped) on leaving.
+    `security`: a `distributed.security.Security` with the certificates of a TLS cluster
+    (else Dask's configuration, e.g. DASK_DISTRIBUTED__COMM__TLS__* variables, applies)."""
     from distributed import Client, LocalCluster
 
     spec = check_spec(spec)
@@ -138,7 +142,9 @@ def open_cluster(spec: str, wait_workers_s: float = 60) -> Iterator[ClusterSessi
         target = spec
     try:
         try:
-            client = Client(target, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False)
+            client = Client(
+                target, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False, security=security
+            )
         except (OSError, TimeoutError) as exc:
             raise ClusterError(
                 f"cannot reach the Dask scheduler at {spec} within {CONNECT_TIMEOUT_S} s "

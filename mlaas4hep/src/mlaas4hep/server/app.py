@@ -159,6 +159,13 @@ def create_app(settings: ServerSettings, verifier: TokenVerifier | None = None) 
             "jobs": counts,
         }
 
+    @app.get("/auth", status_code=204)
+    def auth(caller: Caller) -> Response:
+        """The front proxy's check (nginx auth_request) for what sits behind it but reads no
+        tokens itself, such as a cluster's Dask dashboard: 204 for a valid token of this
+        deployment, 401 otherwise, like every other route."""
+        return Response(status_code=204, headers={"X-Auth-Subject": caller.subject})
+
     @app.post("/upload", status_code=201)
     async def upload(
         request: Request, caller: Caller, name: Annotated[str | None, Query()] = None

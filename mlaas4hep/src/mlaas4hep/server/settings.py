@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlaas4hep.auth import AuthSettings
@@ -44,10 +44,39 @@ class ContainerSettings(BaseModel):
 
 
 class DaskSettings(BaseModel):
-    """Jobs on a Dask cluster; job folders must be on storage the workers share."""
+    """The Dask cluster of the server. With the `dask` executor jobs run on its workers; with
+    the `container` executor and a scheduler, jobs run in containers here and spread their
+    specs and chunks over the cluster through a broker the server runs for each job
+    (cluster/broker.py). Either way the workers read job inputs from storage they share with
+    the server, mounted at the server's own data_dir path."""
 
-    scheduler: str | None = Field(None, description="tcp://host:8786, or none for a local cluster")
+    scheduler: str | None = Field(
+        None, description="tcp:// or tls://host:8786; none: a local cluster (dask executor)"
+    )
     local_workers: int = Field(1, ge=1)
+    tls_ca_file: Path | None = Field(None, description="the cluster's CA (tls:// schedulers)")
+    tls_client_cert: Path | None = Field(None, description="the server's client certificate")
+    tls_client_key: Path | None = None
+
+    @model_validator(mode="after")
+    def _tls_complete(self) -> DaskSettings:
+        given = [self.tls_ca_file, self.tls_client_cert, self.tls_client_key]
+        if any(given) and not all(given):
+            raise ValueError("dask: give tls_ca_file, tls_client_cert and tls_client_key together")
+        return self
+
+    def security(self) -> Any:
+        """The client's `distributed.security.Security`, or None without certificates."""
+        if not self.tls_ca_file:
+            return None
+        from distributed.security import Security
+
+        return Security(
+            tls_ca_file=str(self.tls_ca_file),
+            tls_client_cert=str(self.tls_client_cert),
+            tls_client_key=str(self.tls_client_key),
+            require_encryption=True,
+        )
 
 
 class SandboxSettings(BaseModel):

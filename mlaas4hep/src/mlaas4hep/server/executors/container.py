@@ -9,6 +9,10 @@ capabilities, no_new_privs, its own PID and IPC namespaces, cgroup limits on mem
 memory and /tmp included, no swap), processes and CPU, and a file-size limit. A label lets a
 restarted server find its containers again; the container's exit code is what the server
 trusts about how the job ended.
+
+With a Dask scheduler in the settings (a cluster deployment), each job also gets a broker the
+server runs (server/brokers.py): its socket, in the job folder, is the job's one way to the
+cluster, so the job spreads its specs and chunks over the workers without network access.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ import docker
 from docker.errors import APIError, NotFound
 from docker.types import Ulimit
 
+from mlaas4hep.cluster.broker import BROKER_ENV
 from mlaas4hep.server import jobfolder
+from mlaas4hep.server.brokers import ClusterBrokers
 from mlaas4hep.server.executors.base import JOB_LOST, Executor
 from mlaas4hep.server.sandbox import PROXY_INSIDE, SandboxSpec, job_environment
 from mlaas4hep.server.settings import ServerSettings
@@ -41,9 +47,23 @@ class ContainerExecutor(Executor):
         self.settings = settings
         self.config = settings.container
         self.client = docker.DockerClient(base_url=self.config.base_url, timeout=120)
+        self.brokers = (
+            ClusterBrokers(settings, self.config.job_mount) if settings.dask.scheduler else None
+        )
 
     def close(self) -> None:
+        if self.brokers is not None:
+            self.brokers.close()
         self.client.close()
+
+    def _serve_broker(self, job: Job, spec: SandboxSpec) -> dict[str, str]:
+        """The job's environment entry naming its broker's socket (none without a cluster)."""
+        if self.brokers is None:
+            return {}
+        uid = spec.uid if os.geteuid() == 0 else None
+        proxy = Path(job.folder) / jobfolder.PROXY
+        socket = self.brokers.serve(job.id, Path(job.folder), uid, proxy if spec.proxy else None)
+        return {BROKER_ENV: socket}
 
     def host_path(self, folder: str) -> str:
         """The job folder as the container engine's host sees it."""
@@ -85,6 +105,7 @@ class ContainerExecutor(Executor):
             json.loads((Path(job.folder) / jobfolder.JOB_JSON).read_text())["sandbox"]
         )
         user, proxy = self._prepare(job, spec)
+        broker = self._serve_broker(job, spec)
         # Per-user process count: the job's own user when it has one (pids_limit bounds the
         # container either way); never above what the engine may set.
         nproc = resource.getrlimit(resource.RLIMIT_NPROC)[1]
@@ -121,13 +142,19 @@ class ContainerExecutor(Executor):
             "environment": {
                 **environment,
                 **self.config.environment,
+                **broker,
                 "MLAAS4HEP_EXECUTOR": f"container of {self.config.image}",
             },
         }
         mount = self.config.job_mount
         command = [self.config.python, "-m", "mlaas4hep.server.jobrunner", mount]
         command += ["--log", f"{mount}/{jobfolder.LOG}"]
-        container = self.client.containers.run(self.config.image, command, **options)
+        try:
+            container = self.client.containers.run(self.config.image, command, **options)
+        except Exception:
+            if self.brokers is not None:
+                self.brokers.stop(job.id)
+            raise
         return container.id
 
     def _container(self, job: Job) -> Any:
@@ -139,11 +166,20 @@ class ContainerExecutor(Executor):
     def poll(self, job: Job) -> int | None:
         container = self._container(job)
         if container is None:
+            if self.brokers is not None:
+                self.brokers.stop(job.id)
             return JOB_LOST
         container.reload()
         state = container.attrs.get("State", {})
         if str(state.get("Status", "")).lower() in RUNNING:
+            if self.brokers is not None and not self.brokers.running(job.id):
+                spec = SandboxSpec.from_json(
+                    json.loads((Path(job.folder) / jobfolder.JOB_JSON).read_text())["sandbox"]
+                )
+                self._serve_broker(job, spec)  # a job an earlier server process started
             return None
+        if self.brokers is not None:
+            self.brokers.stop(job.id)
         code = int(state.get("ExitCode", 1))
         if state.get("OOMKilled"):
             code = 137
@@ -163,3 +199,5 @@ class ContainerExecutor(Executor):
         if container is not None:
             with contextlib.suppress(APIError):
                 container.kill()
+        if self.brokers is not None:
+            self.brokers.stop(job.id)

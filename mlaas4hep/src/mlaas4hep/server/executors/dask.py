@@ -47,7 +47,9 @@ class DaskExecutor(Executor):
 
         self._cluster = None
         if settings.dask.scheduler:
-            self.client = Client(settings.dask.scheduler, timeout="30s")
+            self.client = Client(
+                settings.dask.scheduler, timeout="30s", security=settings.dask.security()
+            )
         else:
             self._cluster = LocalCluster(
                 n_workers=settings.dask.local_workers,
