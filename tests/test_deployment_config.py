@@ -56,6 +56,12 @@ def test_init_writes_a_valid_commented_starter(tmp_path: Path) -> None:
         ({"vm": {"cpus": 4}}, "vm.cpus", "Extra inputs are not permitted"),
         ({"vm": {"flavor": "huge"}}, "vm", "not offered"),
         ({"vm": {"flavor": "large", "num_cpus": 4}}, "vm", "keep one of the two"),
+        (
+            {"vm": {"workers": {"count": 2}}, "services": {"executor": "local"}},
+            "services.executor",
+            "container executor",
+        ),
+        ({"source": "someone/mlaas4hep"}, "source", "OWNER/REPO@REF"),
     ],
 )
 def test_invalid_values_are_named_by_field(
