@@ -70,3 +70,24 @@ def test_reflow_joins_paragraph_lines_and_keeps_indented_blocks() -> None:
         "First sentence that goes on.\n\n"
         "Examples:\n    mlaas4hep status ID\n    mlaas4hep scale ID --workers 3"
     )
+
+
+def test_the_pipelines_own_help_reads_well_too() -> None:
+    """`mlaas4hep workflow --help` is `mlaas4hep-workflow --help`: Click's plain help."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).with_name("mlaas4hep-workflow")
+    result = subprocess.run(
+        [str(script), "--help"], capture_output=True, text=True, env={**os.environ, **WIDE}
+    )
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert "Example: mlaas4hep-workflow --files files.txt" in text
+    assert "<bool>" not in text and "BOOLEAN" not in text
+    assert "--json " in text and "print the result as JSON" in text
+    assert (  # two source lines of the docstring, one line here
+        "everything goes into one run folder (model, metrics, plots, ONNX export, manifest)" in text
+    )

@@ -46,7 +46,12 @@ def workflow(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
-    """Train a model on ROOT ntuples; everything goes into one run folder."""
+    """Train a model on ROOT ntuples; everything goes into one run folder (model, metrics,
+    plots, ONNX export, manifest), with the same flags as the original MLaaS4HEP workflow.py.
+
+    \b
+    Example: mlaas4hep-workflow --files files.txt --labels labels.txt --model builtin:gbdt
+    """
     with user_errors(), diagnosed_auth_failures():
         parameters = load_params(params)
         if cluster is not None:
@@ -86,7 +91,13 @@ def print_result(result: WorkflowResult, run_dir: Path) -> None:
 
 def main() -> None:
     log.configure()
-    typer.run(workflow)
+    # Click's own help (no Rich panels): paragraphs rewrapped to the terminal, no placeholder
+    # after flags, and the same text whatever Typer version renders it.
+    app = typer.Typer(
+        rich_markup_mode=None, add_completion=False, context_settings={"max_content_width": 120}
+    )
+    app.command()(workflow)
+    app()
 
 
 if __name__ == "__main__":
