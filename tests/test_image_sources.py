@@ -74,3 +74,33 @@ def test_the_label_of_a_built_image_is_read_back(tmp_path: Path) -> None:
     finally:
         subprocess.run(["podman", "rmi", "-f", reference], capture_output=True, check=False)
     assert image_source("podman", base) == ""
+
+
+@pytest.mark.integration
+def test_a_build_reports_each_step_with_the_time_spent(tmp_path: Path) -> None:
+    """`images build` (and `create`) say which step each image is on, not minutes of silence."""
+    import time
+
+    from mlaas4hep_cli.images import run_build
+
+    from support.podman import ensure_base_image
+
+    base = ensure_base_image()
+    reference = "localhost/mlaas4hep-steps-test:latest"
+    (tmp_path / "Dockerfile").write_text(f"FROM {base}\nRUN echo one > /one\nRUN echo two > /two\n")
+    seen: list[str] = []
+    command = ["podman", "build", "--no-cache", "-t", reference, str(tmp_path)]
+    try:
+        code, _ = run_build(command, reference, time.perf_counter(), seen.append)
+    finally:
+        subprocess.run(["podman", "rmi", "-f", reference], capture_output=True, check=False)
+    assert code == 0
+    steps = [line for line in seen if ": step " in line]
+    assert [line.split(": step ")[1].split(" ")[0] for line in steps] == ["1/3", "2/3", "3/3"]
+    assert "RUN echo two > /two" in steps[-1] and " s) " in steps[-1]
+
+    (tmp_path / "Dockerfile").write_text(f"FROM {base}\nRUN exit 3\n")
+    code, tail = run_build(
+        ["podman", "build", "-t", reference, str(tmp_path)], reference, time.perf_counter(), print
+    )
+    assert code != 0 and "exit 3" in tail

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -222,7 +224,7 @@ def build_images(
         command = [
             engine,
             "build",
-            "--quiet",
+            *(["--progress=plain"] if Path(engine).name == "docker" else []),
             "-f",
             str(home / "images" / spec.folder / "Dockerfile"),
             "--build-arg",
@@ -236,15 +238,42 @@ def build_images(
             *volumes,
             str(home),
         ]
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            raise CliError(f"building {reference} failed:\n{result.stderr[-3000:]}")
-        built.append(
-            BuiltImage(
-                spec.name, reference, image_size_mb(engine, reference), time.perf_counter() - began
-            )
-        )
+        code, tail = run_build(command, reference, began, progress)
+        if code != 0:
+            raise CliError(f"building {reference} failed:\n{tail}")
+        seconds = time.perf_counter() - began
+        progress(f"{reference}: built in {seconds:.0f} s")  # type: ignore[operator]
+        built.append(BuiltImage(spec.name, reference, image_size_mb(engine, reference), seconds))
     return built
+
+
+# The step an engine reports starting: podman/buildah "STEP 3/7: RUN ...", Docker BuildKit's
+# plain progress "#7 [3/7] RUN ..." (stage names before the numbers are allowed).
+STEP = re.compile(r"^(?:STEP (\d+)/(\d+): |#\d+ \[(?:[\w.-]+ )?(\d+)/(\d+)\] )(.*)$")
+
+
+def run_build(
+    command: list[str], reference: str, began: float, progress: object
+) -> tuple[int, str]:
+    """Run one build, reporting each step as it starts with the time spent so far; returns the
+    exit code and the output's end (for the error message)."""
+    output: deque[str] = deque(maxlen=60)
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+    ) as build:
+        assert build.stdout is not None
+        for line in build.stdout:
+            output.append(line)
+            match = STEP.match(line.strip())
+            if match:
+                number = match.group(1) or match.group(3)
+                total = match.group(2) or match.group(4)
+                step = " ".join(match.group(5).split())
+                elapsed = time.perf_counter() - began
+                progress(  # type: ignore[operator]
+                    f"{reference}: step {number}/{total} ({elapsed:.0f} s) {step[:70]}"
+                )
+    return build.returncode, "".join(output)[-3000:]
 
 
 def image_size_mb(engine: str, reference: str) -> float:
