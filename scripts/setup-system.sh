@@ -10,6 +10,7 @@ packages=(
     bubblewrap                    # the job sandbox of the local and Dask executors
     openssh-server                # the "VM" of the SSH login/run tests
     curl wrk                      # TFaaS curl-compatibility tests and its benchmark
+    docker-registry               # a container registry: images push, deployments pulling
 )
 
 sudo=""

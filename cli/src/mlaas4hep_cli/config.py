@@ -210,6 +210,11 @@ class ImagesConfig(Section):
         json_schema_extra=role_var("mlaas4hep_image_prefix"),
     )
     tag: str = Field("latest", json_schema_extra=role_var("mlaas4hep_image_tag"))
+    registry_tls_verify: bool = Field(
+        True,
+        description="verify the registry's TLS when pulling (false: a loopback or site "
+        "registry over plain HTTP)",
+    )
     oauth2_proxy: str = Field(
         "quay.io/oauth2-proxy/oauth2-proxy:v7.6.0-alpine",
         json_schema_extra=role_var("mlaas4hep_oauth2_proxy_image"),

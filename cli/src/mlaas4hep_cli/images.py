@@ -276,6 +276,56 @@ def run_build(
     return build.returncode, "".join(output)[-3000:]
 
 
+def push_images(
+    engine: str,
+    registry: str,
+    prefix: str = "localhost/",
+    tag: str = "latest",
+    only: list[str] | None = None,
+    tls_verify: bool = True,
+    progress: object = print,
+) -> list[str]:
+    """Push the built images to `registry` (HOST[:PORT]/PROJECT): a deployment whose
+    `images.prefix` is `registry/` then pulls them instead of building them."""
+    engine = engine_command(engine)
+    registry = registry.strip().rstrip("/")
+    if not registry or "://" in registry:
+        raise CliError(f"registry {registry!r}: give HOST[:PORT]/PROJECT, without a scheme")
+    pushed = []
+    for spec in IMAGES:
+        if only and spec.name not in only:
+            continue
+        local = image_reference(spec.name, prefix, tag)
+        if image_source(engine, local) is None:
+            raise CliError(f"{local} is not built here: run `mlaas4hep images build` first")
+        remote = image_reference(spec.name, registry + "/", tag)
+        began = time.perf_counter()
+        progress(f"pushing {remote}")  # type: ignore[operator]
+        subprocess.run([engine, "tag", local, remote], check=True, capture_output=True)
+        result = subprocess.run(
+            [engine, "push", f"--tls-verify={str(tls_verify).lower()}", remote],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise CliError(f"pushing {remote} failed:\n{result.stderr[-2000:]}")
+        progress(f"{remote}: pushed in {time.perf_counter() - began:.0f} s")  # type: ignore[operator]
+        pushed.append(remote)
+    return pushed
+
+
+def pull_image(engine: str, reference: str, tls_verify: bool = True) -> None:
+    result = subprocess.run(
+        [engine, "pull", "--quiet", f"--tls-verify={str(tls_verify).lower()}", reference],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise CliError(f"pulling {reference} failed:\n{result.stderr[-2000:]}")
+
+
 def image_size_mb(engine: str, reference: str) -> float:
     result = subprocess.run(
         [engine, "image", "inspect", reference], capture_output=True, text=True, check=True

@@ -32,6 +32,7 @@ from mlaas4hep_cli.images import (
     build_images,
     image_reference,
     image_source,
+    pull_image,
     source_digest,
 )
 from mlaas4hep_cli.playbook import run_site
@@ -53,9 +54,17 @@ def project_folder(name: str) -> Path:
 
 
 def ensure_images(config: DeploymentConfig) -> None:
-    """Build the images that are missing or were built from other sources than this toolkit's
-    (a deployment never runs code older than the toolkit that deploys it)."""
+    """Images from a registry (`images.prefix` naming one) are pulled when missing; local ones
+    are built when missing or built from other sources than this toolkit's (a deployment never
+    runs code older than the toolkit that deploys it)."""
     prefix = config.images.prefix or "localhost/"
+    if prefix != "localhost/":
+        for spec in IMAGES:
+            reference = image_reference(spec.name, prefix, config.images.tag)
+            if image_source("podman", reference) is None:
+                console.print(f"pulling {reference}")
+                pull_image("podman", reference, config.images.registry_tls_verify)
+        return
     home = toolkit_home()
     missing = [
         spec.name

@@ -1,0 +1,115 @@
+"""Images through a registry, as VMs get them: `images push` to a real registry on loopback
+(Debian's docker-registry), a pull into empty podman storage (a fresh VM's) gives the same image,
+and a local deployment whose images.prefix names the registry pulls instead of building."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mlaas4hep_cli.config import load_config
+from mlaas4hep_cli.errors import CliError
+from mlaas4hep_cli.home import toolkit_home
+from mlaas4hep_cli.images import IMAGES, build_images, source_digest
+from mlaas4hep_cli.targets.local import ensure_images
+
+from support.registry import Registry, start_registry
+
+pytestmark = pytest.mark.integration
+CLI = str(Path(sys.executable).with_name("mlaas4hep"))
+GATEWAY = next(spec for spec in IMAGES if spec.name == "gateway")
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    started = start_registry(tmp_path_factory.mktemp("registry"))
+    yield started
+    started.stop()
+
+
+def test_pushed_images_are_pulled_into_fresh_storage(registry: Registry, tmp_path: Path) -> None:
+    build_images(toolkit_home(), "podman", offline=True, only=["gateway"], progress=lambda _: None)
+    project = f"{registry.address}/mlaas4hep"
+    pushed = subprocess.run(
+        [
+            CLI,
+            "images",
+            "push",
+            "--registry",
+            project,
+            "--only",
+            "gateway",
+            "--no-tls-verify",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        timeout=600,
+    )
+    assert pushed.returncode == 0, pushed.stderr
+    reference = f"{project}/mlaas4hep-gateway:latest"
+    assert json.loads(pushed.stdout) == [reference]
+    began = time.perf_counter()
+    catalog = httpx.get(f"http://{registry.address}/v2/_catalog", timeout=10).json()
+    assert catalog["repositories"] == ["mlaas4hep/mlaas4hep-gateway"]
+
+    # A fresh VM: podman storage of its own, nothing built there.
+    runroot = Path(tempfile.mkdtemp(prefix="mlaas-run-", dir="/tmp"))  # podman: < 50 chars
+    fresh = ["podman", "--root", str(tmp_path / "root"), "--runroot", str(runroot)]
+    try:
+        pulled = subprocess.run(
+            [*fresh, "pull", "--quiet", "--tls-verify=false", reference],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert pulled.returncode == 0, pulled.stderr
+        print(f"gateway image pulled into fresh storage in {time.perf_counter() - began:.1f} s")
+        label = subprocess.run(
+            [
+                *fresh,
+                "image",
+                "inspect",
+                "--format",
+                '{{ index .Config.Labels "mlaas4hep.source" }}',
+                reference,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        assert label == source_digest(toolkit_home(), GATEWAY)
+    finally:
+        subprocess.run([*fresh, "system", "reset", "--force"], capture_output=True, check=False)
+        shutil.rmtree(runroot, ignore_errors=True)
+        subprocess.run(["podman", "untag", reference], capture_output=True, check=False)
+
+
+def test_a_deployment_with_a_registry_prefix_pulls_instead_of_building(
+    registry: Registry, tmp_path: Path
+) -> None:
+    config = load_config(
+        None,
+        [
+            "oidc.issuer=local",
+            "oidc.client_id=mlaas4hep",
+            "target.kind=local",
+            f"images.prefix={registry.address}/elsewhere/",
+            "images.registry_tls_verify=false",
+        ],
+    )
+    # Nothing was pushed under that project: the first image is asked of the registry, and its
+    # absence is one clear error (a build would have started instead).
+    with pytest.raises(CliError, match=rf"pulling {registry.address}/elsewhere/mlaas4hep-pipeline"):
+        ensure_images(config)
