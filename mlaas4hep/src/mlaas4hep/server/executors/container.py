@@ -56,6 +56,10 @@ class ContainerExecutor(Executor):
             self.brokers.close()
         self.client.close()
 
+    def _stop_broker(self, job: Job) -> None:
+        if self.brokers is not None:
+            self.brokers.stop(job.id)
+
     def _serve_broker(self, job: Job, spec: SandboxSpec) -> dict[str, str]:
         """The job's environment entry naming its broker's socket (none without a cluster)."""
         if self.brokers is None:
@@ -101,9 +105,7 @@ class ContainerExecutor(Executor):
 
     def start(self, job: Job) -> str:
         resources = job.resources
-        spec = SandboxSpec.from_json(
-            json.loads((Path(job.folder) / jobfolder.JOB_JSON).read_text())["sandbox"]
-        )
+        spec = sandbox_spec(job)
         user, proxy = self._prepare(job, spec)
         broker = self._serve_broker(job, spec)
         # Per-user process count: the job's own user when it has one (pids_limit bounds the
@@ -152,8 +154,7 @@ class ContainerExecutor(Executor):
         try:
             container = self.client.containers.run(self.config.image, command, **options)
         except Exception:
-            if self.brokers is not None:
-                self.brokers.stop(job.id)
+            self._stop_broker(job)
             raise
         return container.id
 
@@ -166,20 +167,15 @@ class ContainerExecutor(Executor):
     def poll(self, job: Job) -> int | None:
         container = self._container(job)
         if container is None:
-            if self.brokers is not None:
-                self.brokers.stop(job.id)
+            self._stop_broker(job)
             return JOB_LOST
         container.reload()
         state = container.attrs.get("State", {})
         if str(state.get("Status", "")).lower() in RUNNING:
             if self.brokers is not None and not self.brokers.running(job.id):
-                spec = SandboxSpec.from_json(
-                    json.loads((Path(job.folder) / jobfolder.JOB_JSON).read_text())["sandbox"]
-                )
-                self._serve_broker(job, spec)  # a job an earlier server process started
+                self._serve_broker(job, sandbox_spec(job))  # started by an earlier server
             return None
-        if self.brokers is not None:
-            self.brokers.stop(job.id)
+        self._stop_broker(job)
         code = int(state.get("ExitCode", 1))
         if state.get("OOMKilled"):
             code = 137
@@ -199,5 +195,11 @@ class ContainerExecutor(Executor):
         if container is not None:
             with contextlib.suppress(APIError):
                 container.kill()
-        if self.brokers is not None:
-            self.brokers.stop(job.id)
+        self._stop_broker(job)
+
+
+def sandbox_spec(job: Job) -> SandboxSpec:
+    """The job's confinement, as the server recorded it in the job folder at submission."""
+    return SandboxSpec.from_json(
+        json.loads((Path(job.folder) / jobfolder.JOB_JSON).read_text())["sandbox"]
+    )
