@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -113,3 +113,45 @@ def connect(
         bearer = None
     with client.connect(url, bearer, ca_bundle, insecure, timeout=timeout) as connected:
         yield connected
+
+
+def workflow_api(
+    deployment: str | None,
+    server: str | None,
+    token: str | None,
+    account: str | None,
+    ca_bundle: str | None,
+    insecure: bool,
+) -> AbstractContextManager[ServiceClient]:
+    """The workflow server of the client commands' common flags (a token is required)."""
+    return connect(
+        "workflow_api",
+        deployment=deployment,
+        url=server,
+        token=token,
+        account=account,
+        ca_bundle=ca_bundle,
+        insecure=insecure,
+    )
+
+
+def tfaas_api(
+    deployment: str | None,
+    tfaas: str | None,
+    token: str | None,
+    account: str | None,
+    ca_bundle: str | None,
+    insecure: bool,
+) -> AbstractContextManager[ServiceClient]:
+    """The inference service of the client commands' common flags (its reads may be open)."""
+    return connect(
+        "tfaas_api",
+        deployment=deployment,
+        url=tfaas,
+        token=token,
+        account=account,
+        ca_bundle=ca_bundle,
+        insecure=insecure,
+        token_required=False,
+        timeout=300,
+    )

@@ -29,15 +29,7 @@ def jobs(
     """
     with (
         user_errors(),
-        contexts.connect(
-            "workflow_api",
-            deployment=deployment,
-            url=server,
-            token=token,
-            account=account,
-            ca_bundle=ca_bundle,
-            insecure=insecure,
-        ) as service,
+        contexts.workflow_api(deployment, server, token, account, ca_bundle, insecure) as service,
     ):
         listing = service.json("GET", "/jobs")
     if as_json:

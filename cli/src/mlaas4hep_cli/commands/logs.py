@@ -28,15 +28,7 @@ def logs(
     """
     with (
         user_errors(),
-        contexts.connect(
-            "workflow_api",
-            deployment=deployment,
-            url=server,
-            token=token,
-            account=account,
-            ca_bundle=ca_bundle,
-            insecure=insecure,
-        ) as service,
+        contexts.workflow_api(deployment, server, token, account, ca_bundle, insecure) as service,
         service.stream(f"/jobs/{job_id}/logs", params={"follow": follow}, timeout=None) as answer,
     ):
         for block in answer.iter_bytes():

@@ -33,17 +33,7 @@ def models(
     """
     with (
         user_errors(),
-        contexts.connect(
-            "tfaas_api",
-            deployment=deployment,
-            url=tfaas,
-            token=token,
-            account=account,
-            ca_bundle=ca_bundle,
-            insecure=insecure,
-            token_required=False,
-            timeout=300,
-        ) as service,
+        contexts.tfaas_api(deployment, tfaas, token, account, ca_bundle, insecure) as service,
     ):
         listing = service.json("GET", "/models")
     if as_json:

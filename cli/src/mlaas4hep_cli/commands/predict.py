@@ -37,17 +37,7 @@ def predict(
         keys, rows = read_rows(rows_file)
         if not rows:
             raise CliError(f"{rows_file}: no rows")
-        with contexts.connect(
-            "tfaas_api",
-            deployment=deployment,
-            url=tfaas,
-            token=token,
-            account=account,
-            ca_bundle=ca_bundle,
-            insecure=insecure,
-            token_required=False,
-            timeout=300,
-        ) as service:
+        with contexts.tfaas_api(deployment, tfaas, token, account, ca_bundle, insecure) as service:
             predictions = client.predict(service, model, rows, keys, normalise, batch)
     if as_json:
         print(json.dumps(predictions))

@@ -33,15 +33,7 @@ def results(
     """
     with (
         user_errors(),
-        contexts.connect(
-            "workflow_api",
-            deployment=deployment,
-            url=server,
-            token=token,
-            account=account,
-            ca_bundle=ca_bundle,
-            insecure=insecure,
-        ) as service,
+        contexts.workflow_api(deployment, server, token, account, ca_bundle, insecure) as service,
     ):
         folders = [str(folder) for folder in client.unpack_results(service, job_id, output)]
     if as_json:

@@ -62,15 +62,7 @@ def submit(
     """
     with (
         user_errors(),
-        contexts.connect(
-            "workflow_api",
-            deployment=deployment,
-            url=server,
-            token=token,
-            account=account,
-            ca_bundle=ca_bundle,
-            insecure=insecure,
-        ) as service,
+        contexts.workflow_api(deployment, server, token, account, ca_bundle, insecure) as service,
     ):
         if bundle is not None:
             name = name or bundle.name.removesuffix(".tar.gz").removesuffix(".tgz")

@@ -32,17 +32,7 @@ def upload(
     """
     with user_errors():
         archive = client.model_bundle(path)
-        with contexts.connect(
-            "tfaas_api",
-            deployment=deployment,
-            url=tfaas,
-            token=token,
-            account=account,
-            ca_bundle=ca_bundle,
-            insecure=insecure,
-            token_required=False,
-            timeout=300,
-        ) as service:
+        with contexts.tfaas_api(deployment, tfaas, token, account, ca_bundle, insecure) as service:
             answer = client.upload_model(service, archive)
     if as_json:
         print(json.dumps(answer))
