@@ -1,5 +1,6 @@
 """Every framework the pipeline trains, served from its real run folder, predicts what the
-native model predicts (Keras from the bundle's model.keras; its TensorFlow SavedModel is refused);
+native model predicts (Keras through its checked ONNX export, and from model.keras where TensorFlow
+is at hand; its SavedModel is refused);
 batch and single-row answers agree; keys reorder, specs normalise."""
 
 from __future__ import annotations
@@ -149,13 +150,31 @@ def test_scikit_learn_is_served_from_skops(
     np.testing.assert_allclose(served, sklearn_native(run)(x), atol=1e-5)
 
 
+def test_keras_is_served_from_model_keras_where_tensorflow_is_at_hand(
+    service: TfaasProcess, runs: dict[str, Path], tmp_path: Path
+) -> None:
+    run = runs["keras"]
+    folder = tmp_path / "keras-native"
+    shutil.copytree(bundle_of(run), folder)
+    (folder / "model.onnx").unlink()
+    shutil.copy(run / "model/model.keras", folder / "model.keras")
+    params = json.loads((folder / "params.json").read_text())
+    params.update(name="keras-native", model="model.keras", format="keras", outputNode="outputs")
+    (folder / "params.json").write_text(json.dumps(params))
+    x = rows(len(columns_of(run)), 30, seed=14)
+    with service.client() as client:
+        assert upload_folder(client, folder).status_code == 200
+        served = np.array(predict(client, "keras-native", x.tolist()))
+    np.testing.assert_allclose(served, keras_native(run)(x), atol=1e-5)
+
+
 def test_the_keras_savedmodel_of_the_run_is_refused_in_favour_of_its_model_keras(
     service: TfaasProcess, runs: dict[str, Path], tmp_path: Path
 ) -> None:
     run = runs["keras"]
     folder = tmp_path / "keras-saved"
     shutil.copytree(bundle_of(run), folder)
-    (folder / "model.keras").unlink()
+    (folder / "model.onnx").unlink()
     shutil.copytree(run / "model/saved_model", folder / "saved_model")
     params = json.loads((folder / "params.json").read_text())
     params.update(name="keras-saved", model="saved_model", format="savedmodel")

@@ -71,8 +71,9 @@ def test_keras_model_trains_and_the_run_folder_is_complete(
         "pdfs/features-1.png",
         "inputs/model.py",
         "inputs/files.txt",
+        "model/model.onnx",
         "tfaas/keras-run/params.json",
-        "tfaas/keras-run/model.keras",
+        "tfaas/keras-run/model.onnx",
         "tfaas/keras-run.tar.gz",
     ):
         assert (run / name).exists(), name
@@ -86,7 +87,10 @@ def test_keras_model_trains_and_the_run_folder_is_complete(
     assert {"numpy", "uproot", "tensorflow"} <= set(manifest["versions"])
     assert manifest["timings"]["total"] > 0 and manifest["host"]["cpus"]
     bundle = json.loads((run / "tfaas/keras-run/params.json").read_text())
-    assert bundle["name"] == "keras-run" and bundle["model"] == "model.keras"
+    # The bundle holds the checked ONNX export: the slim inference image has no TensorFlow.
+    assert bundle["name"] == "keras-run" and bundle["model"] == "model.onnx"
+    assert bundle["format"] == "onnx" and bundle["framework"] == "keras"
+    assert manifest["exports"]["onnx_max_abs_diff"] < 1e-4
     assert bundle["n_inputs"] == len(json.loads((run / "tfaas/keras-run/columns.json").read_text()))
     with tarfile.open(run / "tfaas/keras-run.tar.gz") as tar:
         assert "keras-run/params.json" in tar.getnames()

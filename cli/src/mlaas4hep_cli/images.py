@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -21,8 +22,32 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlaas4hep_cli.errors import CliError
+from mlaas4hep_cli.home import PACKED_TOOLKIT, user_cache
 
-OFFLINE_BASE = "localhost/debian:bookworm"
+OFFLINE_BASE = "localhost/debian:bookworm-slim"
+# Like Docker's -slim Debian images: later `apt-get install`s leave out documentation, manual
+# pages and translations, and keep no downloaded packages.
+SLIM_DPKG = """\
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+path-exclude /usr/share/lintian/*
+"""
+SLIM_APT = (
+    'DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/*.bin || true"; };\n'
+)
+SLIM_REMOVE = (
+    "var/cache/apt",
+    "var/lib/apt/lists",
+    "usr/share/doc",
+    "usr/share/man",
+    "usr/share/info",
+    "usr/share/locale",
+    "usr/share/lintian",
+)
 PUBLIC_BASE = "docker.io/library/debian:bookworm-slim"
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 TORCH = "torch==2.13.0"
@@ -41,19 +66,24 @@ class ImageSpec:
     name: str
     folder: str
     on_pipeline: bool  # FROM the pipeline image (else FROM the Debian base)
+    python: bool = False  # installs the mlaas4hep sources (without being the pipeline image)
+    wheels: bool = False  # pip-installs packages (offline: from the host's wheelhouse)
 
 
 IMAGES = (
-    ImageSpec("pipeline", "pipeline", False),
+    ImageSpec("pipeline", "pipeline", False, python=True, wheels=True),
     ImageSpec("server", "server", True),
-    ImageSpec("tfaas", "tfaas", True),
-    ImageSpec("x509-renewer", "x509-renewer", True),
-    ImageSpec("singleuser", "singleuser", True),
+    # The inference service and the renewer are slim: their own few packages on the Debian base.
+    ImageSpec("tfaas", "tfaas", False, python=True, wheels=True),
+    ImageSpec("x509-renewer", "x509-renewer", False, python=True, wheels=True),
+    ImageSpec("singleuser", "singleuser", True, wheels=True),
     ImageSpec("xrootd-proxy", "xrootd-proxy", False),
     ImageSpec("gateway", "gateway", False),
-    ImageSpec("jupyterhub", "jupyterhub", False),
+    ImageSpec("jupyterhub", "jupyterhub", False, wheels=True),
     ImageSpec("dev-oidc", "dev-oidc", False),
 )
+# The slim Python images install from these lists (and the wheelhouse holds their wheels).
+SLIM_REQUIREMENTS = ("images/tfaas/requirements.txt", "images/x509-renewer/requirements.txt")
 
 
 @dataclass
@@ -77,7 +107,7 @@ def image_reference(name: str, prefix: str, tag: str) -> str:
 
 SOURCE_LABEL = "mlaas4hep.source"  # the digest of the sources an image was built from
 PYTHON_SOURCES = ("mlaas4hep/src", "mlaas4hep/pyproject.toml", "cli/src", "cli/pyproject.toml")
-NOT_SOURCES = {"__pycache__", "build", ".pytest_cache"}
+NOT_SOURCES = {"__pycache__", "build", ".pytest_cache", "node_modules"}
 
 
 def source_digest(home: Path, spec: ImageSpec) -> str:
@@ -85,8 +115,10 @@ def source_digest(home: Path, spec: ImageSpec) -> str:
     the two packages (and the pipeline image's folder, which the others start from). An image
     whose label differs was built from other sources (an older toolkit) and is rebuilt."""
     roots = [f"images/{spec.folder}", "images/wheelhouse-constraints.txt"]
-    if spec.on_pipeline or spec.name == "pipeline":
+    if spec.on_pipeline:
         roots += ["images/pipeline", *PYTHON_SOURCES]
+    if spec.python:
+        roots += PYTHON_SOURCES
     digest = hashlib.sha256()
     for root in sorted(set(roots)):
         top = home / root
@@ -133,7 +165,8 @@ def image_exists(engine: str, reference: str) -> bool:
 
 
 def ensure_offline_base(engine: str, reference: str = OFFLINE_BASE) -> str:
-    """A minimal Debian bookworm from debootstrap, imported as `reference` (about 30 s once)."""
+    """A minimal Debian bookworm from debootstrap, slimmed and imported as `reference` (about
+    30 s once): about 80 MB instead of 210, which every image built on it saves."""
     if image_exists(engine, reference):
         return reference
     if shutil.which("debootstrap") is None:
@@ -151,6 +184,7 @@ def ensure_offline_base(engine: str, reference: str = OFFLINE_BASE) -> str:
             check=True,
             capture_output=True,
         )
+        slim_rootfs(root)
         archive = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
         subprocess.run(
             [engine, "import", "-", reference],
@@ -164,6 +198,31 @@ def ensure_offline_base(engine: str, reference: str = OFFLINE_BASE) -> str:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return reference
+
+
+def slim_rootfs(root: Path) -> None:
+    """What a container never reads (package caches and lists, docs, manuals, translations),
+    removed now and kept out of later installs."""
+    for relative in SLIM_REMOVE:
+        folder = root / relative
+        if folder.is_dir():
+            for entry in folder.iterdir():
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+    (root / "var/cache/apt/archives/partial").mkdir(parents=True, exist_ok=True)
+    (root / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)
+    (root / "etc/dpkg/dpkg.cfg.d/01-mlaas4hep-slim").write_text(SLIM_DPKG)
+    (root / "etc/apt/apt.conf.d/01-mlaas4hep-slim").write_text(SLIM_APT)
+
+
+def default_wheelhouse(home: Path) -> Path:
+    """A checkout keeps its wheelhouse in .cache/ (git-ignored); an installed toolkit, whose
+    files live in site-packages, in the user's cache."""
+    if home.resolve() != PACKED_TOOLKIT and os.access(home, os.W_OK):
+        return home / ".cache" / "wheelhouse"
+    return user_cache("wheelhouse")
 
 
 def prepare_wheelhouse(home: Path, folder: Path) -> Path:
@@ -184,6 +243,8 @@ def prepare_wheelhouse(home: Path, folder: Path) -> Path:
         str(home / "cli"),
         *EXTRA_WHEELS,
     ]
+    for requirements in SLIM_REQUIREMENTS:
+        command += ["--requirement", str(home / requirements)]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise CliError(f"preparing the wheelhouse failed:\n{result.stderr[-2000:]}")
@@ -210,8 +271,8 @@ def build_images(
         )
     base = ensure_offline_base(engine) if offline else PUBLIC_BASE
     volumes: list[str] = []
-    if offline:
-        wheels = prepare_wheelhouse(home, wheelhouse or home / ".cache" / "wheelhouse")
+    if offline and any(spec.wheels for spec in wanted):
+        wheels = prepare_wheelhouse(home, wheelhouse or default_wheelhouse(home))
         volumes += ["-v", f"{wheels}:/wheels:ro"]
         if HOST_CA.exists():
             volumes += ["-v", f"{HOST_CA}:/run/host-ca.crt:ro"]

@@ -32,6 +32,7 @@ from pathlib import Path
 import httpx
 
 from mlaas4hep_cli.errors import CliError
+from mlaas4hep_cli.home import user_cache
 
 TYPES_DIR_ENV = "MLAAS4HEP_TOSCA_TYPES"
 MIRROR_ENV = "MLAAS4HEP_TOSCA_TYPES_MIRROR"
@@ -76,8 +77,7 @@ def pins() -> dict[str, Pin]:
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "mlaas4hep" / "tosca-types"
+    return user_cache("tosca-types")
 
 
 @dataclass(frozen=True)

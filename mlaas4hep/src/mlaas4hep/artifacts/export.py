@@ -55,9 +55,6 @@ def export_models(
     """Native files and a verified ONNX file in `folder`; returns the ONNX output name too."""
     folder.mkdir(parents=True, exist_ok=True)
     report = ExportReport(native=adapter.save(folder))
-    if adapter.framework == "keras":
-        report.onnx_note = "Keras models are exported as .keras and a TensorFlow SavedModel"
-        return report, None
     path = folder / "model.onnx"
     try:
         exported = adapter.export_onnx(path)

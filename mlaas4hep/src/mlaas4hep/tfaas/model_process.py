@@ -105,6 +105,7 @@ class ModelProcess:
             "mlaas4hep.tfaas.runner",
             str(self.folder),
             str(self.limits.threads),
+            str(os.getpid()),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             start_new_session=True,  # a signal to the server's group is the server's to handle

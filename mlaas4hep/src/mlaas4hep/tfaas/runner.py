@@ -1,4 +1,4 @@
-"""The process one model runs in: `python -m mlaas4hep.tfaas.runner FOLDER THREADS`.
+"""The process one model runs in: `python -m mlaas4hep.tfaas.runner FOLDER THREADS SERVER_PID`.
 
 Model code runs here, never in the server: a model that loops, crashes or exhausts memory takes
 down only this process, which the server kills and starts again (`model_process`). It loads the
@@ -37,12 +37,14 @@ def protocol_streams() -> tuple[BinaryIO, BinaryIO]:
     return incoming, outgoing
 
 
-def die_with_the_server() -> None:
-    """A server killed outright cannot stop its models; the kernel does it for us (Linux)."""
+def die_with_the_server(server_pid: int) -> None:
+    """A server killed outright cannot stop its models; the kernel does it for us (Linux).
+    The server's pid is given, not assumed: in a container without an init the server is pid 1,
+    which is also what an orphan's parent becomes."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() == 1:  # the server died before the line above ran
+    if os.getppid() != server_pid:  # the server died before the line above ran
         os._exit(1)
 
 
@@ -81,7 +83,7 @@ def serve(folder: Path, threads: int) -> None:
 
 
 def main() -> None:
-    die_with_the_server()
+    die_with_the_server(int(sys.argv[3]))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when a model stops
     serve(Path(sys.argv[1]), int(sys.argv[2]))
 

@@ -1,10 +1,11 @@
 """One loader per model format; `open_predictor` picks it from the file and params.json.
 
-Served: ONNX (what the pipeline exports for PyTorch, scikit-learn and XGBoost), Keras `.keras`
-(the pipeline's Keras bundle), XGBoost JSON/UBJSON and scikit-learn through skops: formats that
-describe a computation without being able to name a file. TensorFlow graphs (SavedModel folders,
-frozen `.pb` graphs) are refused: their operations can read and write the server's files, and
-no list of forbidden operations keeps up with TensorFlow's (dataset ops read files too).
+Served: ONNX (what the pipeline exports for every framework, Keras included), Keras `.keras`
+(where TensorFlow is installed: the pipeline image, not the slim inference image), XGBoost
+JSON/UBJSON and scikit-learn through skops: formats that describe a computation without being
+able to name a file. TensorFlow graphs (SavedModel folders, frozen `.pb` graphs) are refused:
+their operations can read and write the server's files, and no list of forbidden operations
+keeps up with TensorFlow's (dataset ops read files too).
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from mlaas4hep.tfaas.params import ModelParams
 FORMATS = "ONNX (.onnx), Keras (.keras), XGBoost (.json/.ubj) or scikit-learn (.skops)"
 TENSORFLOW_ADVICE = (
     "TensorFlow graphs (SavedModel folders, frozen .pb graphs) can read and write files on the "
-    "server, so TFaaS does not serve them. Upload the Keras model as model.keras "
-    "(model.save('model.keras'); the pipeline's tfaas/<name> bundle has it) or as ONNX "
-    "(tf2onnx.convert.from_keras)"
+    "server, so TFaaS does not serve them. Upload the Keras model as ONNX (the pipeline's "
+    "tfaas/<name> bundle has model.onnx; model.export('model.onnx', format='onnx')) or as "
+    "model.keras (model.save('model.keras'))"
 )
 LEGACY_SUFFIXES = frozenset({".pb", ".pbtxt", ".h5", ".hdf5"})
 BY_SUFFIX = {

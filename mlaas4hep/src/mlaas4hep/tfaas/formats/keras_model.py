@@ -19,10 +19,20 @@ from mlaas4hep.tfaas.formats.base import Predictor
 from mlaas4hep.tfaas.formats.keras_archive import check_keras_archive
 from mlaas4hep.tfaas.params import ModelParams
 
+NO_TENSORFLOW = (
+    "this inference service has no TensorFlow to load a .keras file: upload the model's ONNX "
+    "export instead (the pipeline writes model.onnx, checked against the Keras model, into its "
+    "tfaas bundle), or serve .keras files from the pipeline image (mlaas4hep-pipeline), which "
+    "runs mlaas4hep-tfaas with TensorFlow"
+)
+
 
 def import_tensorflow(threads: int) -> Any:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # CPU hosts: no CUDA probe noise
-    import tensorflow
+    try:
+        import tensorflow
+    except ImportError:  # the slim inference image serves ONNX, XGBoost and scikit-learn only
+        raise ModelFileError(NO_TENSORFLOW) from None
 
     # TensorFlow's own pools would take every core from the server's event loop; this process
     # runs one model, and sets it before TensorFlow's first operation.
@@ -37,8 +47,8 @@ class KerasPredictor(Predictor):
 
     def __init__(self, path: Path, params: ModelParams, threads: int) -> None:
         super().__init__(path, params, threads)
+        tf = import_tensorflow(threads)  # first: without it, say where .keras files are served
         check_keras_archive(path)  # before Keras reads a byte of it
-        tf = import_tensorflow(threads)
         import keras
 
         try:

@@ -1,8 +1,10 @@
-"""Keras models: `fit` per chunk; saved as .keras and as a TensorFlow SavedModel."""
+"""Keras models: `fit` per chunk; saved as .keras and as a TensorFlow SavedModel, and exported
+to ONNX."""
 
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,14 @@ class KerasAdapter(ModelAdapter):
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return as_probabilities(self.task, self.model.predict(x, batch_size=8192, verbose=0))
+
+    def export_onnx(self, path: Path) -> Path | None:
+        # Keras's own exporter (tf2onnx underneath): the slim inference image then serves the
+        # model without TensorFlow. `export_models` checks it against `predict` before keeping it.
+        with warnings.catch_warnings():  # tf2onnx probes numpy for names it has deprecated
+            warnings.simplefilter("ignore", FutureWarning)
+            self.model.export(str(path), format="onnx", verbose=False)
+        return path
 
     def save(self, folder: Path) -> dict[str, str]:
         self.model.save(folder / "model.keras")
