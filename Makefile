@@ -5,7 +5,7 @@ VENV   := .venv
 PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench setup system-deps node-deps im clean
+.PHONY: demo test lint bench setup system-deps node-deps im clean wheels
 
 demo: system-deps $(STAMP)
 	$(VENV)/bin/mlaas4hep demo
@@ -27,6 +27,10 @@ $(STAMP): mlaas4hep/pyproject.toml cli/pyproject.toml scripts/setup-python.sh
 	scripts/setup-python.sh
 	touch $@
 
+# Both distributions as wheels in dist/; the CLI's carries the toolkit's files (cli/setup.py).
+wheels: $(STAMP)
+	$(PYTHON) -m pip wheel --no-deps --no-build-isolation --wheel-dir dist ./mlaas4hep ./cli
+
 system-deps:
 	scripts/setup-system.sh
 
@@ -37,4 +41,4 @@ im: $(STAMP)
 	scripts/setup-im.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache demo runs .cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache demo runs .cache dist

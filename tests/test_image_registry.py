@@ -21,7 +21,7 @@ from mlaas4hep_cli.config import load_config
 from mlaas4hep_cli.errors import CliError
 from mlaas4hep_cli.home import toolkit_home
 from mlaas4hep_cli.images import IMAGES, build_images, source_digest
-from mlaas4hep_cli.targets.local import ensure_images
+from mlaas4hep_cli.targets.local import ensure_images, stack_images
 
 from support.registry import Registry, start_registry
 
@@ -91,7 +91,7 @@ def test_pushed_images_are_pulled_into_fresh_storage(registry: Registry, tmp_pat
         ).stdout.strip()
         assert label == source_digest(toolkit_home(), GATEWAY)
     finally:
-        subprocess.run([*fresh, "system", "reset", "--force"], capture_output=True, check=False)
+        subprocess.run([*fresh, "rmi", "--all", "--force"], capture_output=True, check=False)
         shutil.rmtree(runroot, ignore_errors=True)
         subprocess.run(["podman", "untag", reference], capture_output=True, check=False)
 
@@ -111,5 +111,82 @@ def test_a_deployment_with_a_registry_prefix_pulls_instead_of_building(
     )
     # Nothing was pushed under that project: the first image is asked of the registry, and its
     # absence is one clear error (a build would have started instead).
-    with pytest.raises(CliError, match=rf"pulling {registry.address}/elsewhere/mlaas4hep-pipeline"):
+    with pytest.raises(CliError, match=rf"pulling {registry.address}/elsewhere/mlaas4hep-server"):
         ensure_images(config)
+
+
+def test_a_stack_starts_from_pulled_images_only(registry: Registry, tmp_path: Path) -> None:
+    """A VM's view: the images this deployment runs are pushed from here, then a local
+    deployment in empty podman storage (CONTAINERS_STORAGE_CONF, for every podman the CLI, its
+    Ansible and compose start) pulls exactly those and starts healthy."""
+    project = f"{registry.address}/mlaas4hep"
+    settings = [
+        "name=pulled",
+        "target.kind=local",
+        "oidc.issuer=local",
+        "oidc.client_id=mlaas4hep",
+        "services.jupyterhub=false",
+    ]
+    local = load_config(None, settings)
+    needed = [spec.name for spec in stack_images(local)]
+    assert needed == ["server", "tfaas", "gateway", "dev-oidc"]
+    ensure_images(local)  # built here, as `images build` would
+    only = [argument for name in needed for argument in ("--only", name)]
+    pushed = subprocess.run(
+        [CLI, "images", "push", "--registry", project, *only, "--no-tls-verify", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert pushed.returncode == 0, pushed.stderr
+
+    runroot = Path(tempfile.mkdtemp(prefix="mlaas-run-", dir="/tmp"))  # podman: < 50 chars
+    storage = tmp_path / "storage.conf"
+    storage.write_text(
+        f'[storage]\ndriver = "overlay"\ngraphroot = "{tmp_path / "root"}"\nrunroot = "{runroot}"\n'
+    )
+    env = {
+        **os.environ,
+        "CONTAINERS_STORAGE_CONF": str(storage),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "COLUMNS": "200",
+    }
+    overrides = [
+        *settings,
+        f"images.prefix={project}/",
+        "images.registry_tls_verify=false",
+    ]
+    arguments = [argument for setting in overrides for argument in ("--set", setting)]
+    fresh = {"env": env, "capture_output": True, "text": True}
+    try:
+        began = time.perf_counter()
+        created = subprocess.run([CLI, "create", *arguments], timeout=1800, **fresh)
+        assert created.returncode == 0, created.stdout[-3000:] + created.stderr[-3000:]
+        print(f"stack pulled and started in fresh storage in {time.perf_counter() - began:.0f} s")
+        status = json.loads(
+            subprocess.run([CLI, "status", "local-pulled", "--json"], **fresh).stdout
+        )
+        assert status["phase"] == "READY"
+        listed = subprocess.run(
+            ["podman", "images", "--format", "{{.Repository}}"], check=True, **fresh
+        ).stdout.split()
+        assert sorted(listed) == sorted(f"{project}/mlaas4hep-{name}" for name in needed)
+        health = httpx.get(
+            status["outputs"]["workflow_api"] + "/health",
+            verify=status["outputs"]["ca_certificate"],
+            timeout=30,
+        )
+        assert health.status_code == 200
+    finally:
+        destroyed = subprocess.run([CLI, "destroy", "local-pulled"], timeout=600, **fresh)
+        # Not `system reset`: networks live outside the storage, shared with other stacks.
+        subprocess.run(["podman", "rmi", "--all", "--force"], check=False, **fresh)
+        shutil.rmtree(runroot, ignore_errors=True)
+        for name in needed:  # the tags `images push` made in this machine's own storage
+            subprocess.run(
+                ["podman", "untag", f"{project}/mlaas4hep-{name}:latest"],
+                capture_output=True,
+                check=False,
+            )
+    assert destroyed.returncode == 0, destroyed.stderr

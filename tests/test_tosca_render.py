@@ -195,3 +195,26 @@ def test_project_urls_in_the_tosca_files_spell_the_repositorys_main() -> None:
             if url.startswith(SPELLED_SOURCE.raw_base + "/tosca/"):
                 local = TOSCA / url.removeprefix(SPELLED_SOURCE.raw_base + "/tosca/")
                 assert local.is_file(), (path, url)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_the_configure_steps_run_the_playbooks_of_the_deployed_source(
+    tmp_path: Path, workers: int
+) -> None:
+    """The type file names main (it cannot know the version that imports it): each node of ours
+    in the templates repeats its type's configure step, which rendering points at the source;
+    same inputs as the type's, so nothing is lost by the override."""
+    fork = ProjectSource.parse("someone/mlaas4hep@my-branch")
+    config = cloud_config(tmp_path, vm={"workers": {"count": workers}})
+    text = render_template(config, tmp_path / "out", source=fork).template.read_text()
+    nodes = yaml.safe_load(text)["topology_template"]["node_templates"]
+    types = yaml.safe_load((TOSCA / "types" / "mlaas4hep_types.yaml").read_text())["node_types"]
+    ours = {name: node for name, node in nodes.items() if node["type"] in types}
+    assert len(ours) == (2 if workers else 1)
+    for node in ours.values():
+        step = node["interfaces"]["Standard"]["configure"]
+        typed = types[node["type"]]["interfaces"]["Standard"]["configure"]
+        assert step["inputs"] == typed["inputs"]
+        playbook = typed["implementation"].rsplit("/tosca/", 1)[1]
+        assert step["implementation"] == fork.tosca_url(playbook)
+    assert "/main/" not in text

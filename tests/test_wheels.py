@@ -124,9 +124,11 @@ def test_an_installed_toolkit_works_from_an_empty_folder(installed: Path, tmp_pa
     init = run([cli, "init", "mlaas4hep.yaml", "--issuer", "local"], empty, env)
     assert init.returncode == 0, init.stderr
     settings = ["--set", f"name={NAME}", "--set", "services.jupyterhub=false"]
-    rendered = run([cli, "render", "-c", "mlaas4hep.yaml", *settings, "-o", "out.yaml"], empty, env)
+    rendered = run([cli, "render", "-c", "mlaas4hep.yaml", *settings, "-o", "rendered"], empty, env)
     assert rendered.returncode == 0, rendered.stderr
-    assert "tosca_definitions_version" in (empty / "out.yaml").read_text()
+    # A local configuration renders the Ansible inventory and the compose environment.
+    assert "ansible_connection=local" in (empty / "rendered/ansible/inventory.ini").read_text()
+    assert any((empty / "rendered/compose").iterdir())
     valid = run([cli, "validate", "-c", "mlaas4hep.yaml", *settings], empty, env)
     assert valid.returncode == 0, valid.stdout + valid.stderr
 
@@ -143,4 +145,4 @@ def test_an_installed_toolkit_works_from_an_empty_folder(installed: Path, tmp_pa
         destroyed = run([cli, "destroy", deployment], empty, env)
     assert destroyed.returncode == 0, destroyed.stderr
     assert localstack.containers(NAME) == [] and localstack.volumes(NAME) == []
-    assert sorted(p.name for p in empty.iterdir()) == ["mlaas4hep.yaml", "out.yaml"]
+    assert sorted(p.name for p in empty.iterdir()) == ["mlaas4hep.yaml", "rendered"]

@@ -29,6 +29,7 @@ from mlaas4hep_cli.errors import CliError
 from mlaas4hep_cli.home import toolkit_home
 from mlaas4hep_cli.images import (
     IMAGES,
+    ImageSpec,
     build_images,
     image_reference,
     image_source,
@@ -53,37 +54,58 @@ def project_folder(name: str) -> Path:
     return data_home() / name
 
 
+def stack_images(config: DeploymentConfig) -> list[ImageSpec]:
+    """The images this deployment runs, and no more: a VM pulling from a registry gets only
+    those, and a local build skips the services that are off."""
+    wanted = {"server", "tfaas", "gateway"}
+    if config.oidc.issuer == LOCAL_ISSUER:
+        wanted.add("dev-oidc")
+    if config.services.jupyterhub:
+        wanted |= {"jupyterhub", "singleuser"}
+    if config.services.x509:
+        wanted |= {"x509-renewer", "xrootd-proxy"}
+    if config.services.executor != "local" or config.vm.workers.count:
+        wanted.add("pipeline")  # each job's container, and the Dask workers
+    return [spec for spec in IMAGES if spec.name in wanted]
+
+
 def ensure_images(config: DeploymentConfig) -> None:
     """Images from a registry (`images.prefix` naming one) are pulled when missing; local ones
     are built when missing or built from other sources than this toolkit's (a deployment never
     runs code older than the toolkit that deploys it)."""
     prefix = config.images.prefix or "localhost/"
+    needed = stack_images(config)
     if prefix != "localhost/":
-        for spec in IMAGES:
+        for spec in needed:
             reference = image_reference(spec.name, prefix, config.images.tag)
             if image_source("podman", reference) is None:
                 console.print(f"pulling {reference}")
+                began = time.perf_counter()
                 pull_image("podman", reference, config.images.registry_tls_verify)
+                console.print(f"  pulled in {time.perf_counter() - began:.0f} s")
         return
     home = toolkit_home()
-    missing = [
-        spec.name
-        for spec in IMAGES
-        if image_source("podman", image_reference(spec.name, prefix, config.images.tag))
-        != source_digest(home, spec)
-    ]
+
+    def stale(spec: ImageSpec) -> bool:
+        reference = image_reference(spec.name, prefix, config.images.tag)
+        return image_source("podman", reference) != source_digest(home, spec)
+
+    missing = [spec for spec in needed if stale(spec)]
+    if any(spec.on_pipeline for spec in missing):  # built FROM it: a stale pipeline image first
+        missing += [s for s in IMAGES if s.name == "pipeline" and s not in missing and stale(s)]
     if missing:
+        names = [spec.name for spec in IMAGES if spec in missing]
         console.print(
-            f"building images {', '.join(missing)} (missing or older than this toolkit; "
+            f"building images {', '.join(names)} (missing or older than this toolkit; "
             "offline, the first build takes about ten minutes)"
         )
         build_images(
-            toolkit_home(),
+            home,
             "podman",
             offline=True,
             prefix=prefix,
             tag=config.images.tag,
-            only=missing,
+            only=names,
             progress=lambda text: console.print(f"  {text}"),
         )
 
