@@ -93,7 +93,8 @@ def test_pushed_images_are_pulled_into_fresh_storage(registry: Registry, tmp_pat
     finally:
         subprocess.run([*fresh, "rmi", "--all", "--force"], capture_output=True, check=False)
         shutil.rmtree(runroot, ignore_errors=True)
-        subprocess.run(["podman", "untag", reference], capture_output=True, check=False)
+        # IMAGE and NAME both: `podman untag IMAGE` alone drops every name, the local one too.
+        subprocess.run(["podman", "untag", reference, reference], capture_output=True, check=False)
 
 
 def test_a_deployment_with_a_registry_prefix_pulls_instead_of_building(
@@ -111,7 +112,7 @@ def test_a_deployment_with_a_registry_prefix_pulls_instead_of_building(
     )
     # Nothing was pushed under that project: the first image is asked of the registry, and its
     # absence is one clear error (a build would have started instead).
-    with pytest.raises(CliError, match=rf"pulling {registry.address}/elsewhere/mlaas4hep-server"):
+    with pytest.raises(CliError, match=rf"pulling {registry.address}/elsewhere/mlaas4hep-pipeline"):
         ensure_images(config)
 
 
@@ -129,7 +130,7 @@ def test_a_stack_starts_from_pulled_images_only(registry: Registry, tmp_path: Pa
     ]
     local = load_config(None, settings)
     needed = [spec.name for spec in stack_images(local)]
-    assert needed == ["server", "tfaas", "gateway", "dev-oidc"]
+    assert needed == ["pipeline", "server", "tfaas", "gateway", "dev-oidc"]
     ensure_images(local)  # built here, as `images build` would
     only = [argument for name in needed for argument in ("--only", name)]
     pushed = subprocess.run(
@@ -152,12 +153,13 @@ def test_a_stack_starts_from_pulled_images_only(registry: Registry, tmp_path: Pa
         "XDG_DATA_HOME": str(tmp_path / "data"),
         "COLUMNS": "200",
     }
-    overrides = [
-        *settings,
-        f"images.prefix={project}/",
-        "images.registry_tls_verify=false",
-    ]
-    arguments = [argument for setting in overrides for argument in ("--set", setting)]
+    config = tmp_path / "pulled.yaml"
+    config.write_text(
+        "name: pulled\ntarget: {kind: local}\noidc: {issuer: local, client_id: mlaas4hep}\n"
+        "services: {jupyterhub: false}\n"
+        f"images: {{prefix: '{project}/', registry_tls_verify: false}}\n"
+    )
+    arguments = ["--config", str(config)]
     fresh = {"env": env, "capture_output": True, "text": True}
     try:
         began = time.perf_counter()
@@ -184,9 +186,6 @@ def test_a_stack_starts_from_pulled_images_only(registry: Registry, tmp_path: Pa
         subprocess.run(["podman", "rmi", "--all", "--force"], check=False, **fresh)
         shutil.rmtree(runroot, ignore_errors=True)
         for name in needed:  # the tags `images push` made in this machine's own storage
-            subprocess.run(
-                ["podman", "untag", f"{project}/mlaas4hep-{name}:latest"],
-                capture_output=True,
-                check=False,
-            )
+            remote = f"{project}/mlaas4hep-{name}:latest"
+            subprocess.run(["podman", "untag", remote, remote], capture_output=True, check=False)
     assert destroyed.returncode == 0, destroyed.stderr

@@ -27,7 +27,14 @@ from mlaas4hep_cli.images import build_images, image_reference
 
 from support.net import free_port
 from support.pki import GridTestPki, make_pki
-from support.tfaas_server import bundle_of, columns_of, rows, trained_run, upload_folder
+from support.tfaas_server import (
+    bundle_of,
+    columns_of,
+    native_bundle,
+    rows,
+    trained_run,
+    upload_folder,
+)
 
 pytestmark = pytest.mark.integration
 INFERENCE_LIMIT_MB = 1000
@@ -138,22 +145,9 @@ def test_the_inference_image_serves_xgboost_and_explains_keras_files(
 
     base = tmp_path_factory.getbasetemp() / "tfaas-runs"
     boosted = trained_run("xgboost", sample, base)
-    folder = tmp_path / "xgb-json"
-    shutil.copytree(bundle_of(boosted), folder)
-    (folder / "model.onnx").unlink()
-    shutil.copy(boosted / "model/model.json", folder / "model.json")
-    params = json.loads((folder / "params.json").read_text())
-    params.update(name="xgb-json", model="model.json", format="xgboost")
-    (folder / "params.json").write_text(json.dumps(params))
-
+    folder = native_bundle(boosted, tmp_path / "xgb-json", "model.json", "xgboost")
     keras_run = trained_run("keras", sample, base)
-    keras_folder = tmp_path / "keras-file"
-    shutil.copytree(bundle_of(keras_run), keras_folder)
-    (keras_folder / "model.onnx").unlink()
-    shutil.copy(keras_run / "model/model.keras", keras_folder / "model.keras")
-    params = json.loads((keras_folder / "params.json").read_text())
-    params.update(name="keras-file", model="model.keras", format="keras")
-    (keras_folder / "params.json").write_text(json.dumps(params))
+    keras_folder = native_bundle(keras_run, tmp_path / "keras-file", "model.keras", "keras")
 
     x = rows(len(columns_of(boosted)), 30, seed=22)
     booster = xgboost.Booster()

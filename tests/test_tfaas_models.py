@@ -5,8 +5,7 @@ batch and single-row answers agree; keys reorder, specs normalise."""
 
 from __future__ import annotations
 
-import json
-import shutil
+import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from support.tfaas_server import (
     TfaasProcess,
     bundle_of,
     columns_of,
+    native_bundle,
     predict,
     rows,
     trained_run,
@@ -109,13 +109,7 @@ def test_xgboost_is_served_from_model_json_too(
     service: TfaasProcess, runs: dict[str, Path], tmp_path: Path
 ) -> None:
     run = runs["xgboost"]
-    folder = tmp_path / "xgb-json"
-    shutil.copytree(bundle_of(run), folder)
-    (folder / "model.onnx").unlink()
-    shutil.copy(run / "model/model.json", folder / "model.json")
-    params = json.loads((folder / "params.json").read_text())
-    params.update(name="xgb-json", model="model.json", format="xgboost")
-    (folder / "params.json").write_text(json.dumps(params))
+    folder = native_bundle(run, tmp_path / "xgb-json", "model.json", "xgboost")
     x = rows(len(columns_of(run)), 30, seed=12)
     with service.client() as client:
         assert upload_folder(client, folder).status_code == 200
@@ -134,13 +128,9 @@ def test_scikit_learn_is_served_from_skops(
     import skops.io
 
     run = runs["sklearn"]
-    folder = tmp_path / "sgd-skops"
-    shutil.copytree(bundle_of(run), folder)
-    (folder / "model.onnx").unlink()
-    skops.io.dump(joblib.load(run / "model/model.joblib"), folder / "model.skops")
-    params = json.loads((folder / "params.json").read_text())
-    params.update(name="sgd-skops", model="model.skops", format="sklearn")
-    (folder / "params.json").write_text(json.dumps(params))
+    estimator = joblib.load(run / "model/model.joblib")  # our own file, in the test only
+    dump = functools.partial(skops.io.dump, estimator)
+    folder = native_bundle(run, tmp_path / "sgd-skops", "model.skops", "sklearn", dump)
     x = rows(len(columns_of(run)), 30, seed=13)
     with service.client() as client:
         response = upload_folder(client, folder)
@@ -154,13 +144,9 @@ def test_keras_is_served_from_model_keras_where_tensorflow_is_at_hand(
     service: TfaasProcess, runs: dict[str, Path], tmp_path: Path
 ) -> None:
     run = runs["keras"]
-    folder = tmp_path / "keras-native"
-    shutil.copytree(bundle_of(run), folder)
-    (folder / "model.onnx").unlink()
-    shutil.copy(run / "model/model.keras", folder / "model.keras")
-    params = json.loads((folder / "params.json").read_text())
-    params.update(name="keras-native", model="model.keras", format="keras", outputNode="outputs")
-    (folder / "params.json").write_text(json.dumps(params))
+    folder = native_bundle(
+        run, tmp_path / "keras-native", "model.keras", "keras", outputNode="outputs"
+    )
     x = rows(len(columns_of(run)), 30, seed=14)
     with service.client() as client:
         assert upload_folder(client, folder).status_code == 200
@@ -172,13 +158,7 @@ def test_the_keras_savedmodel_of_the_run_is_refused_in_favour_of_its_model_keras
     service: TfaasProcess, runs: dict[str, Path], tmp_path: Path
 ) -> None:
     run = runs["keras"]
-    folder = tmp_path / "keras-saved"
-    shutil.copytree(bundle_of(run), folder)
-    (folder / "model.onnx").unlink()
-    shutil.copytree(run / "model/saved_model", folder / "saved_model")
-    params = json.loads((folder / "params.json").read_text())
-    params.update(name="keras-saved", model="saved_model", format="savedmodel")
-    (folder / "params.json").write_text(json.dumps(params))
+    folder = native_bundle(run, tmp_path / "keras-saved", "saved_model", "savedmodel")
     with service.client() as client:
         response = upload_folder(client, folder)
         assert response.status_code == 400, response.text

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,6 +146,31 @@ def three_classes(sample: SampleSet, folder: Path) -> tuple[str, str]:
 def bundle_of(run: Path) -> Path:
     """The run's tfaas/<name> folder."""
     return next(p for p in (run / "tfaas").iterdir() if p.is_dir())
+
+
+def native_bundle(
+    run: Path,
+    folder: Path,
+    model: str,
+    fmt: str,
+    make: Callable[[Path], object] | None = None,
+    **params: Any,
+) -> Path:
+    """The run's bundle, named after `folder`, serving `model` (run/model/<model>, copied, or
+    what `make(path)` writes) in format `fmt` instead of the ONNX export."""
+    shutil.copytree(bundle_of(run), folder)
+    (folder / "model.onnx").unlink()
+    target = folder / model
+    if make is not None:
+        make(target)
+    elif (run / "model" / model).is_dir():
+        shutil.copytree(run / "model" / model, target)
+    else:
+        shutil.copy(run / "model" / model, target)
+    document = json.loads((folder / "params.json").read_text())
+    document.update(name=folder.name, model=model, format=fmt, **params)
+    (folder / "params.json").write_text(json.dumps(document))
+    return folder
 
 
 def bundle_params(run: Path) -> dict[str, Any]:
