@@ -29,7 +29,7 @@ $(STAMP): mlaas4hep/pyproject.toml cli/pyproject.toml scripts/setup-python.sh
 
 # Both distributions as wheels in dist/; the CLI's carries the toolkit's files (cli/setup.py).
 wheels: $(STAMP)
-	$(PYTHON) -m pip wheel --no-deps --no-build-isolation --wheel-dir dist ./mlaas4hep ./cli
+	$(PYTHON) -m pip wheel --no-deps --wheel-dir dist ./mlaas4hep ./cli
 
 system-deps:
 	scripts/setup-system.sh

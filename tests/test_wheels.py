@@ -38,7 +38,6 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "pip",
             "wheel",
             "--no-deps",
-            "--no-build-isolation",  # setuptools from this environment; no index needed
             "--wheel-dir",
             str(folder),
             str(REPOSITORY / "mlaas4hep"),
