@@ -125,6 +125,18 @@ def pipeline_image() -> str:
     return built[0].reference
 
 
+@pytest.fixture(scope="session")
+def objectstore_image() -> str:
+    """The object store image (SeaweedFS) a cluster's front runs, built offline once."""
+    from mlaas4hep_cli.home import toolkit_home
+    from mlaas4hep_cli.images import build_images
+
+    built = build_images(
+        toolkit_home(), "podman", offline=True, only=["objectstore"], progress=lambda _text: None
+    )
+    return built[0].reference
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[DaskCluster]:
     """A Dask scheduler and 2 single-thread worker processes (one cluster per test module)."""

@@ -1,13 +1,15 @@
 """A server job's cluster broker against a real Dask cluster (scheduler and worker processes):
 the sandboxed job asks for specs and rows of its partitions in data, never code, and gets what a
 Dask client of its own would; files outside its inputs are refused; a job that stops reading
-early leaves the next request clean."""
+early leaves the next request clean; workers that share no storage with the server read the
+job's inputs from the object store the broker staged them in (a real SeaweedFS)."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,11 +29,18 @@ from mlaas4hep.reader import read_file_list, read_labels
 from mlaas4hep.sample import SampleSet
 from mlaas4hep.specs.specs_pass import compute_specs
 
+from support.dask_cluster import start_cluster
+from support.objectstore import start_object_store
+
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def job_folder(sample: SampleSet, tmp_path: Path) -> Path:
+    return make_job_folder(sample, tmp_path)
+
+
+def make_job_folder(sample: SampleSet, tmp_path: Path) -> Path:
     """A job folder whose inputs hold the sample (as the server lays one out)."""
     inputs = tmp_path / "job" / "inputs"
     inputs.mkdir(parents=True)
@@ -126,3 +135,65 @@ def test_the_broker_answers_nonsense_with_an_error_and_keeps_serving(
             answer, _ = receive(stream)
             assert "error" in answer, request
     assert len(BrokerSession(str(broker.path)).workers) == 2
+
+
+def test_inputs_staged_in_the_object_store_reach_workers_that_share_no_storage(
+    sample: SampleSet, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """Workers that see none of the server's files (pytest's whole temporary folder is empty
+    where they look, as on worker VMs) still compute the same specs and rows: the broker copies
+    each input once to the store and names its s3:// URL; the workers read it with read-only
+    keys. A worker's error names the file as the job knows it, and the job's files leave the
+    store when its broker stops."""
+    from mlaas4hep.cluster import open_cluster
+    from mlaas4hep.cluster.partitions import partition_specs
+    from mlaas4hep.cluster.staging import InputStaging, ObjectStoreSettings
+
+    store = start_object_store()
+    cluster = start_cluster(
+        workers=2,
+        separate=True,
+        worker_env={"FSSPEC_CONFIG_DIR": str(store.fsspec_config_dir("workers"))},
+        hide=[tmp_path_factory.getbasetemp()],
+    )
+    folder = make_job_folder(sample, tmp_path)
+    settings = ObjectStoreSettings(
+        endpoint=store.endpoint,
+        bucket="staging-test",
+        credentials_file=store.credentials_file("server"),
+        ca_file=store.ca_file,
+    )
+    staging = InputStaging(settings, "job-1", folder.resolve() / "inputs")
+    try:
+        with open_cluster(cluster.address) as session:
+            session.client.wait_for_workers(2, timeout=60)
+            broker = Broker(session, folder, None, None, staging=staging).start()
+            job = BrokerSession(str(broker.path))
+            with open_job_dataset(folder) as dataset:
+                single, _ = compute_specs(dataset)
+                expected = sorted_rows(list(ChunkGenerator(dataset, single, progress=False)))
+                plan, recipe = plan_partitions(dataset), Recipe.of(dataset)
+                dataset.cut_tally.clear()
+                spread, _ = compute_specs_on_cluster(job, dataset, plan, recipe)
+                assert spread.to_json() == single.to_json()
+                made = ClusterChunkGenerator(job, dataset, spread, plan, recipe, progress=False)
+                assert np.array_equal(sorted_rows(list(made)), expected)
+            staged = store.files("staging-test/jobs/job-1")
+            assert sorted(Path(key).name for key in staged) == sorted(f.name for f in sample.files)
+
+            corrupt = folder / "inputs" / "corrupt.root"
+            corrupt.write_bytes(sample.files[0].read_bytes()[:4000])
+            forged = [p.__class__(**{**p.__dict__, "location": str(corrupt)}) for p in plan[:1]]
+            with pytest.raises(PartitionError) as refused:
+                list(job.in_order(partition_specs, forged, recipe))
+            assert str(folder.resolve() / "inputs" / "corrupt.root") in str(refused.value)
+            assert "s3://" not in str(refused.value)
+
+            broker.stop()
+            deadline = time.monotonic() + 30
+            while store.files("staging-test/jobs") and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert store.files("staging-test/jobs") == []
+    finally:
+        cluster.stop()
+        store.stop()

@@ -1,9 +1,10 @@
 """The `dask` role converged on this machine with podman, as the local target runs a cluster: the
-scheduler and two worker containers of the pipeline image on a container network of their own,
-mutual TLS with certificates the role makes. Workers join and run tasks; a second run changes
-nothing; a worker whose certificate the cluster's CA did not sign cannot join, and neither can
-a client without TLS; scaling to one worker removes the other; `absent` leaves no container,
-network or certificate behind."""
+scheduler, the object store and two worker containers of the pipeline image on a container
+network of their own, mutual TLS with certificates the role makes. Workers join and run tasks;
+they read what the server's keys put in the object store, and cannot write there; a second run
+changes nothing; a worker whose certificate the cluster's CA did not sign cannot join, and
+neither can a client without TLS; scaling to one worker removes the other; `absent` leaves no
+container, volume, network or certificate behind."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,7 @@ class RoleCluster:
     port: int
     image: str
     dashboard_port: int = 0
+    store_port: int = field(default_factory=free_port)
 
     @property
     def tls(self) -> Path:
@@ -66,6 +68,8 @@ class RoleCluster:
             "mlaas4hep_dask_tls_dir": str(self.tls),
             "mlaas4hep_dask_port": self.port,
             "mlaas4hep_dask_dashboard_port": self.dashboard_port or self.port + 1,
+            "mlaas4hep_dask_objectstore_port": self.store_port,
+            "mlaas4hep_dask_objectstore_bind": "127.0.0.1",
         }
         play = [
             {
@@ -157,7 +161,9 @@ def wait_for_workers(cluster: RoleCluster, count: int, timeout: float = 90) -> d
 
 
 @pytest.fixture(scope="module")
-def role_cluster(pipeline_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+def role_cluster(
+    pipeline_image: str, objectstore_image: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator:
     require_podman()
     folder = tmp_path_factory.mktemp("dask-role")
     cluster = RoleCluster(f"dasktest-{uuid.uuid4().hex[:6]}", folder, free_port(), pipeline_image)
@@ -231,6 +237,54 @@ def test_a_worker_without_the_clusters_certificate_cannot_join(
         Client(f"tcp://127.0.0.1:{role_cluster.port}", timeout="5s", set_as_default=False)
 
 
+def test_workers_read_what_the_server_stages_in_the_object_store(
+    role_cluster: RoleCluster,
+) -> None:
+    """The store answers S3 over TLS with a certificate of the cluster's CA for 127.0.0.1 (where
+    the server reaches it); the server's generated keys write; each worker reads through its
+    own fsspec configuration (the store under its certificate's name, read-only keys) and is
+    refused a write. The keys are readable by their owner only."""
+    import json
+
+    import s3fs
+
+    keys = json.loads((role_cluster.tls / "objectstore-server.json").read_text())
+    server = s3fs.S3FileSystem(
+        endpoint_url=f"https://127.0.0.1:{role_cluster.store_port}",
+        key=keys["key"],
+        secret=keys["secret"],
+        client_kwargs={"verify": str(role_cluster.tls / "ca.crt")},
+        skip_instance_cache=True,
+    )
+    if not server.exists("role-test"):
+        server.mkdir("role-test")
+    server.pipe("role-test/jobs/j/input.txt", b"staged by the server")
+    for name in ("objectstore-keys.json", "objectstore-server.json", "objectstore-workers.json",
+                 "worker-fsspec.json", "objectstore.key"):  # fmt: skip
+        assert (role_cluster.tls / name).stat().st_mode & 0o777 == 0o400, name
+
+    def read_and_write() -> tuple[bytes, str]:  # runs on each worker
+        import fsspec
+
+        fs = fsspec.filesystem("s3", skip_instance_cache=True)
+        content = fs.cat("role-test/jobs/j/input.txt")
+        try:
+            fs.pipe("role-test/jobs/j/forged.txt", b"x")
+            written = "written"
+        except PermissionError:
+            written = "refused"
+        return content, written
+
+    client = role_cluster.client()
+    try:
+        answers = client.run(read_and_write)  # type: ignore[attr-defined]
+    finally:
+        client.close()  # type: ignore[attr-defined]
+    assert len(answers) == 2
+    assert all(answer == (b"staged by the server", "refused") for answer in answers.values())
+    assert not server.exists("role-test/jobs/j/forged.txt")
+
+
 def test_scaling_down_and_up_changes_the_workers(role_cluster: RoleCluster) -> None:
     role_cluster.converge(workers=1)
     assert [w["name"] for w in wait_for_workers(role_cluster, 1).values()] == ["localhost-1"]
@@ -242,12 +296,15 @@ def test_scaling_down_and_up_changes_the_workers(role_cluster: RoleCluster) -> N
     print(f"dask role timings: {TIMINGS}")
 
 
-def test_absent_leaves_nothing(pipeline_image: str, tmp_path: Path) -> None:
+def test_absent_leaves_nothing(pipeline_image: str, objectstore_image: str, tmp_path: Path) -> None:
     cluster = RoleCluster(f"dasktest-{uuid.uuid4().hex[:6]}", tmp_path, free_port(), pipeline_image)
     cluster.converge(workers=1)
-    assert len(cluster.containers()) == 2
+    assert len(cluster.containers()) == 3  # the scheduler, the object store, one worker
+    volume = f"{cluster.name}-objectstore"
+    assert subprocess.run(["podman", "volume", "exists", volume]).returncode == 0
     cluster.converge(state="absent")
     assert cluster.containers() == []
+    assert subprocess.run(["podman", "volume", "exists", volume]).returncode != 0
     assert podman("network", "exists", cluster.network, check=False) == ""
     assert subprocess.run(["podman", "network", "exists", cluster.network]).returncode != 0
     assert not cluster.tls.exists()

@@ -3,6 +3,7 @@ the same chunked path, with the same bad-input behaviour."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -168,3 +169,41 @@ def test_a_parquet_file_given_alone_is_an_input_not_a_list(inputs: dict[str, lis
     from mlaas4hep.reader import read_file_list
 
     assert read_file_list(inputs["Parquet"][0]) == [inputs["Parquet"][0]]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("kind", ["TTree", "RNTuple", "Parquet"])
+def test_files_in_an_object_store_read_as_local_ones(
+    inputs: dict[str, list[str]], tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`s3://` inputs (a real SeaweedFS over TLS, read-only keys in fsspec's configuration, as
+    a cluster's workers have them) give the same specs and chunks as the same files on disk;
+    a missing object is a clear error naming it."""
+    import fsspec.config
+
+    from mlaas4hep.errors import InputFileError
+
+    from support.objectstore import start_object_store
+
+    store = start_object_store()
+    try:
+        writer = store.filesystem()
+        writer.mkdir("inputs")
+        for path in inputs[kind]:
+            writer.put_file(path, f"inputs/{Path(path).name}")
+        config = json.loads((store.fsspec_config_dir("workers") / "s3.json").read_text())
+        monkeypatch.setitem(fsspec.config.conf, "s3", config["s3"])
+        urls = [f"s3://inputs/{Path(path).name}" for path in inputs[kind]]
+        local_specs, local_chunks = run_pipeline(
+            inputs[kind], tmp_path / "l", PARAMS, None, TWO_LABELS
+        )
+        specs, chunks = run_pipeline(urls, tmp_path / "s", PARAMS, None, TWO_LABELS)
+        assert specs.columns() == local_specs.columns()
+        assert specs.events["total"] == local_specs.events["total"] == 2 * EVENTS
+        for chunk, local in zip(chunks, local_chunks, strict=True):
+            np.testing.assert_array_equal(chunk.x, local.x)
+            np.testing.assert_array_equal(chunk.y, local.y)
+        with pytest.raises(InputFileError, match="s3://inputs/missing"):
+            run_pipeline(["s3://inputs/missing" + Path(urls[0]).suffix], tmp_path / "m", PARAMS)
+    finally:
+        store.stop()

@@ -12,6 +12,7 @@ import pytest
 
 from support.bundles import sample_bundle_folder, tar_folder
 from support.dask_cluster import start_cluster
+from support.objectstore import start_object_store
 from support.oidc_provider import OidcProvider
 from support.podman import ensure_base_image, start_service
 from support.workflow_server import ServerProcess, submit_job
@@ -163,7 +164,11 @@ def test_container_jobs_spread_their_partitions_over_the_cluster(
 ) -> None:
     """A cluster deployment's server: the job runs in a container without network; its specs
     and chunks are made on both Dask workers through the broker the server runs for it (the
-    job's one way to the cluster). A second job finds the same connection."""
+    job's one way to the cluster). The workers share no storage with the server (its data
+    folder is empty where they look, as on worker VMs): they read the job's inputs from the
+    cluster's object store (a real SeaweedFS over TLS), where the broker staged them with the
+    server's keys, with read-only keys of their own; when the job ends its files are gone. A
+    second job finds the same connection."""
     import io
     import json
     import tarfile
@@ -175,14 +180,32 @@ def test_container_jobs_spread_their_partitions_over_the_cluster(
         log = dask_worker.state.log  # type: ignore[attr-defined]
         return len({entry[0] for entry in log if str(entry[0]).startswith("partition_")})
 
-    cluster = start_cluster(workers=2, separate=True)
+    def sees(folder: str) -> list[str]:
+        return sorted(path.name for path in Path(folder).iterdir())
+
+    store = start_object_store()
+    data = tmp_path_factory.mktemp("container-cluster")
+    cluster = start_cluster(
+        workers=2,
+        separate=True,
+        worker_env={"FSSPEC_CONFIG_DIR": str(store.fsspec_config_dir("workers"))},
+        hide=[data],
+    )
     server = ServerProcess(
-        tmp_path_factory.mktemp("container-cluster"),
+        data,
         oidc,
         extra={
             "executor": "container",
             "container": container_settings,
-            "dask": {"scheduler": cluster.address},
+            "dask": {
+                "scheduler": cluster.address,
+                "object_store": {
+                    "endpoint": store.endpoint,
+                    "bucket": "job-inputs",
+                    "credentials_file": str(store.credentials_file("server")),
+                    "ca_file": str(store.ca_file),
+                },
+            },
         },
     )
     server.start()
@@ -199,7 +222,16 @@ def test_container_jobs_spread_their_partitions_over_the_cluster(
         assert manifest["cluster"]["workers"] == 2
         with Client(cluster.address, set_as_default=False) as client:
             ran = client.run(partition_tasks)
+            seen = client.run(sees, str(data))
         assert len(ran) == 2 and all(count > 0 for count in ran.values()), ran
+        assert all(listing == [] for listing in seen.values()), seen  # nothing shared
+        assert any(data.iterdir())  # while the server's folder is not empty
+        # The staged inputs are removed when each job ends (in the background).
+        deadline = time.monotonic() + 30
+        while store.files("job-inputs/jobs") and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert store.files("job-inputs/jobs") == []
     finally:
         server.stop()
         cluster.stop()
+        store.stop()

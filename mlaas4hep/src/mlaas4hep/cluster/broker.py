@@ -8,7 +8,9 @@ folder (owned by the job's uid, mode 0600) for requests in a closed vocabulary -
 partial specs of these partitions, or their flattened rows - with data, never code: JSON in,
 JSON and raw array bytes out, nothing unpickled from the job. The broker checks every partition:
 local files must lie in the job's own inputs folder (after resolving links), anything else must
-be a URL; the X.509 proxy the workers use is the job's own, taken from the supervisor. Inside
+be a URL; the X.509 proxy the workers use is the job's own, taken from the supervisor. Where
+the workers share no storage with the server, the broker stages the job's local files in the
+cluster's object store (cluster/staging.py) and hands the workers their URLs instead. Inside
 the sandbox `BrokerSession` offers what `ClusterSession` offers the pipeline, so the specs pass
 and the chunks run the same code either way.
 """
@@ -37,6 +39,7 @@ from mlaas4hep.cluster.partitions import (
     partition_rows,
     partition_specs,
 )
+from mlaas4hep.cluster.staging import InputStaging
 from mlaas4hep.errors import MlaasError
 from mlaas4hep.params import parse_params
 from mlaas4hep.preprocess import Preproc
@@ -223,13 +226,16 @@ class Broker:
         uid: int | None,
         proxy: Path | None,
         seen_as: Path | None = None,
+        staging: InputStaging | None = None,
     ) -> None:
         """`seen_as`: where the job sees its folder (a container's /job), when not at
-        `job_folder`. The workers see it at `job_folder` (shared storage, same path)."""
+        `job_folder`. Without `staging` the workers see the folder at `job_folder` (shared
+        storage, same path); with it they read the job's files from the object store."""
         self.session = session
         self.folder = job_folder.resolve()
         self.inputs = self.folder / "inputs"
         self.seen_as = seen_as
+        self.staging = staging
         self.path = job_folder / SOCKET_NAME
         self.uid = uid
         self.proxy_pem = proxy.read_bytes() if proxy and proxy.is_file() else None
@@ -253,6 +259,8 @@ class Broker:
             self.listener.shutdown(socket.SHUT_RDWR)
         self.listener.close()
         self.path.unlink(missing_ok=True)
+        if self.staging is not None:  # in the background: a slow store never holds the caller
+            threading.Thread(target=self.staging.clear, name="cluster-unstage").start()
 
     def _accept(self) -> None:
         while not self.stopped:
@@ -317,9 +325,10 @@ class Broker:
 
     def _as_the_job_sees(self, message: str) -> str:
         """A worker's error names the job's files as the job knows them."""
-        if self.seen_as is None:
-            return message
-        return message.replace(str(self.folder), str(self.seen_as))
+        seen_as = self.seen_as or self.folder
+        if self.staging is not None:
+            message = message.replace(self.staging.url_prefix(), str(seen_as / "inputs"))
+        return message.replace(str(self.folder), str(seen_as))
 
     def _allowed(self, partition: Partition) -> Partition:
         """Local files only from the job's own inputs (links resolved here, where the job
@@ -334,6 +343,10 @@ class Broker:
             raise PartitionError(
                 f"{partition.location}: a job reads local files only from its own inputs"
             )
+        if self.staging is not None:
+            if not resolved.is_file():
+                raise PartitionError(f"{partition.location}: file not found")
+            return replace(partition, location=self.staging.stage(resolved))
         return replace(partition, location=str(resolved))
 
 

@@ -1,4 +1,6 @@
-"""Where a file's bytes come from: a local path, or a `root://` URL (directly or via redirector).
+"""Where a file's bytes come from: a local path, a `root://` URL (directly or via redirector), or
+an `s3://` URL (an object store, read through fsspec's s3fs with the endpoint and credentials of
+fsspec's own configuration: FSSPEC_CONFIG_DIR, or FSSPEC_S3_* variables).
 
 This is the only module that knows about transports; everything downstream sees a location string
 uproot can open.
@@ -12,7 +14,8 @@ from typing import Any
 
 from mlaas4hep.errors import InputFileError
 
-REMOTE_SCHEMES = ("root://", "roots://", "http://", "https://", "xroot://")
+REMOTE_SCHEMES = ("root://", "roots://", "http://", "https://", "xroot://", "s3://")
+S3_SCHEME = "s3://"
 
 # Fail fast on unreachable XRootD hosts instead of the client's default of minutes of retries.
 _XROOTD_DEFAULTS = {
@@ -66,8 +69,8 @@ def open_options(location: str) -> dict[str, Any]:
     proxy (`with_proxy`) the reader that sends every request on that URL's own connection
     (uproot's default XRootD reader asks the server's vector-read limits on a connection of
     its own, which would log in with the process's proxy instead)."""
-    if not is_remote(location):
-        return {}
+    if not is_remote(location) or location.startswith(S3_SCHEME):
+        return {}  # s3fs takes its time-outs from its configuration, not from uproot
     if location.startswith(XROOTD_SCHEMES) and "xrd.gsiusrpxy=" in location:
         import uproot
 

@@ -24,7 +24,7 @@ import uproot
 
 from mlaas4hep.errors import AuthRefused, InputFileError, did_you_mean
 from mlaas4hep.reader.events import BranchKind, EventSource, first_line
-from mlaas4hep.reader.source import is_remote, open_options
+from mlaas4hep.reader.source import S3_SCHEME, is_remote, open_options
 
 logger = logging.getLogger("mlaas4hep")
 
@@ -180,7 +180,9 @@ def open_root_file(location: str) -> Any:
         if is_remote(location) and "Auth failed" in reason:
             raise AuthRefused(f"{location}: the server refused authentication") from None
         hint = ""
-        if is_remote(location):
+        if location.startswith(S3_SCHEME):
+            hint = " (is the object store reachable, with credentials in fsspec's configuration?)"
+        elif is_remote(location):
             hint = " (is the host reachable, and is a valid X.509 proxy set in X509_USER_PROXY?)"
         raise InputFileError(
             f"{location}: cannot open as a ROOT file{hint}: {first_line(reason)}"

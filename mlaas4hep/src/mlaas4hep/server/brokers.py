@@ -6,8 +6,9 @@ The job never reaches the scheduler (any Dask client can run any code on the wor
 server is the one Dask client: for each running job it serves a `Broker` (cluster/broker.py) on
 a Unix socket in the job's folder, which the job's container sees at /job/cluster.sock and
 which only the job's user may open. The broker takes partitions (data, never code), checks that
-local files lie in that job's inputs, and hands them to the workers under the server's own
-paths: the workers mount the server's data folder (read-only) at the same path. One connection
+local files lie in that job's inputs, and hands them to the workers: staged in the cluster's
+object store when the settings name one (workers on VMs of their own), else under the server's
+own paths (workers that mount the server's data folder read-only at the same path). One connection
 to the scheduler serves every job; it is made when the first cluster job starts, so a server
 whose cluster is down still answers and its jobs fail with the reason.
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mlaas4hep.cluster.broker import Broker
+from mlaas4hep.cluster.staging import InputStaging
 from mlaas4hep.server.settings import ServerSettings
 
 logger = logging.getLogger("mlaas4hep.server")
@@ -51,7 +53,12 @@ class ClusterBrokers:
         container. Also called for jobs a restarted server finds still running."""
         with self._lock:
             if job_id not in self._brokers:
-                broker = Broker(self._cluster(), folder, uid, proxy, seen_as=self.job_mount)
+                store = self.settings.dask.object_store
+                inputs = folder.resolve() / "inputs"
+                staging = InputStaging(store, job_id, inputs) if store else None
+                broker = Broker(
+                    self._cluster(), folder, uid, proxy, seen_as=self.job_mount, staging=staging
+                )
                 self._brokers[job_id] = broker.start()
             return str(self.job_mount / self._brokers[job_id].path.name)
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlaas4hep.auth import AuthSettings
+from mlaas4hep.cluster.staging import ObjectStoreSettings
 from mlaas4hep.errors import ConfigError
 
 MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
@@ -47,8 +48,9 @@ class DaskSettings(BaseModel):
     """The Dask cluster of the server. With the `dask` executor jobs run on its workers; with
     the `container` executor and a scheduler, jobs run in containers here and spread their
     specs and chunks over the cluster through a broker the server runs for each job
-    (cluster/broker.py). Either way the workers read job inputs from storage they share with
-    the server, mounted at the server's own data_dir path."""
+    (cluster/broker.py). The workers read job inputs from storage they share with the server,
+    mounted at the server's own data_dir path, or, with an `object_store` (worker VMs, which
+    share no file system with the front), from the copies the broker stages there."""
 
     scheduler: str | None = Field(
         None, description="tcp:// or tls://host:8786; none: a local cluster (dask executor)"
@@ -57,6 +59,9 @@ class DaskSettings(BaseModel):
     tls_ca_file: Path | None = Field(None, description="the cluster's CA (tls:// schedulers)")
     tls_client_cert: Path | None = Field(None, description="the server's client certificate")
     tls_client_key: Path | None = None
+    object_store: ObjectStoreSettings | None = Field(
+        None, description="S3 store the brokers stage job inputs in for the workers"
+    )
 
     @model_validator(mode="after")
     def _tls_complete(self) -> DaskSettings:
