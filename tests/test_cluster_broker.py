@@ -7,8 +7,10 @@ job's inputs from the object store the broker staged them in (a real SeaweedFS).
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +21,8 @@ import pytest
 from mlaas4hep.cluster import ClusterSession, plan_partitions
 from mlaas4hep.cluster.broker import Broker, BrokerSession, receive, send
 from mlaas4hep.cluster.chunks import ClusterChunkGenerator
-from mlaas4hep.cluster.partitions import PartitionError, Recipe
+from mlaas4hep.cluster.connect import ClusterError
+from mlaas4hep.cluster.partitions import PartitionError, Recipe, partition_specs
 from mlaas4hep.cluster.specs import compute_specs_on_cluster
 from mlaas4hep.dataset import Dataset
 from mlaas4hep.generator import ChunkGenerator
@@ -137,6 +140,52 @@ def test_the_broker_answers_nonsense_with_an_error_and_keeps_serving(
     assert len(BrokerSession(str(broker.path)).workers) == 2
 
 
+def test_a_request_survives_a_restart_of_the_server_mid_way(
+    session: ClusterSession, job_folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The broker lives in the server: when the server goes away in the middle of a request
+    (its broker stops, the connection drops) and a restarted server serves the job's socket
+    again, the job asks again for the partitions it has not received and its rows are whole."""
+    first = Broker(session, job_folder, None, None).start()
+    restarted: list[Broker] = []
+    job = BrokerSession(str(first.path))
+    try:
+        with open_job_dataset(job_folder) as dataset:
+            single, _ = compute_specs(dataset)
+            expected = sorted_rows(list(ChunkGenerator(dataset, single, progress=False)))
+            plan, recipe = plan_partitions(dataset), Recipe.of(dataset)
+            made = iter(ClusterChunkGenerator(job, dataset, single, plan, recipe, progress=False))
+            chunks = [next(made)]
+            first.stop()  # mid-request; the socket is gone until the "restart"
+            assert not first.path.exists()
+            timer = threading.Timer(
+                2.0, lambda: restarted.append(Broker(session, job_folder, None, None).start())
+            )
+            timer.start()
+            with caplog.at_level(logging.WARNING, logger="mlaas4hep"):
+                chunks += list(made)
+            timer.join()
+        assert np.array_equal(sorted_rows(chunks), expected)
+        assert "asking again for the" in caplog.text
+    finally:
+        for broker in restarted:
+            broker.stop()
+
+
+def test_a_job_whose_server_stays_away_fails_with_the_reason(
+    session: ClusterSession, job_folder: Path
+) -> None:
+    broker = Broker(session, job_folder, None, None).start()
+    job = BrokerSession(str(broker.path), reconnect_s=1.0)
+    broker.stop()
+    with open_job_dataset(job_folder) as dataset:
+        plan, recipe = plan_partitions(dataset), Recipe.of(dataset)
+        began = time.monotonic()
+        with pytest.raises(ClusterError, match="cannot reach the job's cluster broker"):
+            list(job.in_order(partition_specs, plan, recipe))
+        assert time.monotonic() - began < 10
+
+
 def test_inputs_staged_in_the_object_store_reach_workers_that_share_no_storage(
     sample: SampleSet, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
@@ -146,7 +195,6 @@ def test_inputs_staged_in_the_object_store_reach_workers_that_share_no_storage(
     keys. A worker's error names the file as the job knows it, and the job's files leave the
     store when its broker stops."""
     from mlaas4hep.cluster import open_cluster
-    from mlaas4hep.cluster.partitions import partition_specs
     from mlaas4hep.cluster.staging import InputStaging, ObjectStoreSettings
 
     store = start_object_store()

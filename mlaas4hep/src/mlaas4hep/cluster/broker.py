@@ -23,6 +23,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -50,6 +51,8 @@ from mlaas4hep.specs.specs import FileSpecs
 
 logger = logging.getLogger("mlaas4hep")
 BROKER_ENV = "MLAAS4HEP_CLUSTER_BROKER"  # the socket's path, in the job's environment
+RECONNECT_S = 180.0  # how long a job waits for a restarted server to serve its socket again
+RETRY_PAUSE_S = 0.5
 SOCKET_NAME = "cluster.sock"
 MAX_REQUEST = 64 * 2**20  # a request: a recipe, the specs and a list of partitions
 MAX_PARTITIONS = 100_000
@@ -139,10 +142,16 @@ def receive(stream: BinaryIO, limit: int = MAX_REQUEST) -> tuple[dict[str, Any],
 class BrokerSession:
     """The job's side: a `ClusterSession` look-alike that asks the broker. Each request has a
     connection of its own, so a caller that stops reading early (closing the generator) leaves
-    no answers behind for the next request, and the broker stops that work."""
+    no answers behind for the next request, and the broker stops that work.
 
-    def __init__(self, path: str) -> None:
+    The broker lives in the server: when the server restarts mid-request, the connection drops
+    and the restarted server serves the job's socket again. The session then asks again, for
+    the partitions it has not yet received, for up to `reconnect_s`; a job whose server stays
+    away fails with that reason."""
+
+    def __init__(self, path: str, reconnect_s: float = RECONNECT_S) -> None:
         self.path = path
+        self.reconnect_s = reconnect_s
         with self._connect() as stream:
             send(stream, {"op": "hello"})
             answer, _ = receive(stream)
@@ -153,13 +162,18 @@ class BrokerSession:
     @contextlib.contextmanager
     def _connect(self) -> Iterator[BinaryIO]:
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            connection.connect(self.path)
-        except OSError as exc:
-            connection.close()
-            raise ClusterError(
-                f"cannot reach the job's cluster broker at {self.path}: {exc}"
-            ) from None
+        deadline = time.monotonic() + self.reconnect_s
+        while True:
+            try:
+                connection.connect(self.path)
+                break
+            except OSError as exc:
+                if time.monotonic() > deadline:
+                    connection.close()
+                    raise ClusterError(
+                        f"cannot reach the job's cluster broker at {self.path}: {exc}"
+                    ) from None
+                time.sleep(RETRY_PAUSE_S)
         stream = connection.makefile("rwb")
         try:
             yield stream
@@ -196,21 +210,41 @@ class BrokerSession:
         }
         if len(arguments) > 1:
             request["specs"] = arguments[1].to_json()
-        by_index = {p["index"]: p for p in request["partitions"]}
-        with self._connect() as stream:
-            send(stream, request)
-            while True:
-                header, arrays = receive(stream)
-                if header.get("error"):
-                    raise PartitionError(header["error"])
-                if header.get("done"):
-                    return
-                if function is partition_specs:
-                    yield file_specs_from(header["specs"]), dict(header["tally"])
-                else:
-                    partition = partition_from(by_index[header["index"]])
-                    x, mask, y = arrays
-                    yield Rows(partition, x, mask, y, int(header["entries"]))
+        wanted = request["partitions"]
+        by_index = {p["index"]: p for p in wanted}
+        received = 0  # answers come in the order asked
+        progress = time.monotonic()  # when the last answer (or the first request) came
+        while True:
+            try:
+                with self._connect() as stream:
+                    send(stream, {**request, "partitions": wanted[received:]})
+                    while True:
+                        header, arrays = receive(stream)
+                        if header.get("error"):
+                            raise PartitionError(header["error"])
+                        if header.get("done"):
+                            return
+                        if function is partition_specs:
+                            result: Any = (file_specs_from(header["specs"]), dict(header["tally"]))
+                        else:
+                            partition = partition_from(by_index[header["index"]])
+                            x, mask, y = arrays
+                            result = Rows(partition, x, mask, y, int(header["entries"]))
+                        received += 1
+                        progress = time.monotonic()
+                        yield result
+            except (ConnectionError, OSError) as exc:  # the server went away mid-request
+                if time.monotonic() - progress > self.reconnect_s:
+                    raise ClusterError(
+                        f"the job's cluster broker keeps closing the connection ({exc})"
+                    ) from None
+                time.sleep(RETRY_PAUSE_S)
+                logger.warning(
+                    "the cluster broker closed the connection (%s); asking again for the %d "
+                    "partitions not yet received",
+                    exc,
+                    len(wanted) - received,
+                )
 
 
 # --- in the supervisor ----------------------------------------------------------------------
@@ -242,6 +276,8 @@ class Broker:
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.thread = threading.Thread(target=self._accept, daemon=True, name="cluster-broker")
         self.stopped = False
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
 
     def start(self) -> Broker:
         self.path.unlink(missing_ok=True)
@@ -253,13 +289,20 @@ class Broker:
         self.thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, job_ended: bool = True) -> None:
+        """Stop listening and end the requests in progress (their work stops with them). The
+        staged inputs go when the job has ended; a server that only shuts down (and serves the
+        job again once restarted) keeps them."""
         self.stopped = True
         with contextlib.suppress(OSError):
             self.listener.shutdown(socket.SHUT_RDWR)
         self.listener.close()
+        with self._connections_lock:
+            for connection in self._connections:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
         self.path.unlink(missing_ok=True)
-        if self.staging is not None:  # in the background: a slow store never holds the caller
+        if self.staging is not None and job_ended:  # in the background: never holds the caller
             threading.Thread(target=self.staging.clear, name="cluster-unstage").start()
 
     def _accept(self) -> None:
@@ -271,6 +314,8 @@ class Broker:
             threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
 
     def _serve(self, connection: socket.socket) -> None:
+        with self._connections_lock:
+            self._connections.add(connection)
         stream = connection.makefile("rwb")
         try:
             while True:
@@ -279,6 +324,8 @@ class Broker:
         except (ConnectionError, OSError, ValueError):
             pass
         finally:
+            with self._connections_lock:
+                self._connections.discard(connection)
             with contextlib.suppress(OSError):
                 stream.close()
                 connection.close()

@@ -53,29 +53,39 @@ class ClusterBrokers:
         container. Also called for jobs a restarted server finds still running."""
         with self._lock:
             if job_id not in self._brokers:
-                store = self.settings.dask.object_store
-                inputs = folder.resolve() / "inputs"
-                staging = InputStaging(store, job_id, inputs) if store else None
+                staging = self._staging(job_id, folder) if self.settings.dask.object_store else None
                 broker = Broker(
                     self._cluster(), folder, uid, proxy, seen_as=self.job_mount, staging=staging
                 )
                 self._brokers[job_id] = broker.start()
             return str(self.job_mount / self._brokers[job_id].path.name)
 
+    def _staging(self, job_id: str, folder: Path) -> InputStaging:
+        store = self.settings.dask.object_store
+        assert store is not None
+        return InputStaging(store, job_id, folder.resolve() / "inputs")
+
     def running(self, job_id: str) -> bool:
         with self._lock:
             return job_id in self._brokers
 
-    def stop(self, job_id: str) -> None:
+    def stop(self, job_id: str, folder: Path) -> None:
+        """The job has ended: stop its broker and remove its staged inputs, also when it ended
+        while the server was down (no broker of this server ever served it)."""
         with self._lock:
             broker = self._brokers.pop(job_id, None)
         if broker is not None:
             broker.stop()
+        elif self.settings.dask.object_store is not None:
+            staging = self._staging(job_id, folder)
+            threading.Thread(target=staging.clear, name="cluster-unstage").start()
 
     def close(self) -> None:
+        """The server shuts down; its running jobs' brokers start again when it restarts, so
+        their staged inputs stay."""
         with self._lock:
             brokers, self._brokers = list(self._brokers.values()), {}
         for broker in brokers:
-            broker.stop()
+            broker.stop(job_ended=False)
         self._closing.close()
         self._session = None

@@ -58,7 +58,7 @@ class ContainerExecutor(Executor):
 
     def _stop_broker(self, job: Job) -> None:
         if self.brokers is not None:
-            self.brokers.stop(job.id)
+            self.brokers.stop(job.id, Path(job.folder))
 
     def _serve_broker(self, job: Job, spec: SandboxSpec) -> dict[str, str]:
         """The job's environment entry naming its broker's socket (none without a cluster)."""
