@@ -10,7 +10,10 @@ passes over all chunks). Three runs with identically initialised models:
   generator      chunks re-read from the ROOT files every epoch (cache_mb = 0)
   cached         the first epoch reads, later epochs reuse the chunks kept in memory
 
-Last line: one JSON object; `ratio` = generator / in-memory epoch time (target <= 1.2).
+The three runs are repeated (`--repeats`, interleaved, so that a slow spell of a shared machine
+falls on all three alike); each figure is the median over repeats of the median steady epoch.
+Last line: one JSON object; `ratio` = generator / in-memory epoch time (target <= 1.2), the
+median of the repeats' ratios, which are listed too.
 `*_epoch_cpu_s` are the process's CPU seconds (all threads) per epoch: on a shared machine they
 say what each epoch costs when the wall times are disturbed by other work.
 """
@@ -93,6 +96,7 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=100_000)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats of the runs")
     parser.add_argument("--data-dir", type=Path, default=Path(".cache/benchmarks/training"))
     args = parser.parse_args()
     logging.getLogger("mlaas4hep").setLevel(logging.WARNING)
@@ -123,29 +127,42 @@ def main() -> None:
         )
         del everything
         idim = specs.width
-        memory, memory_cpu = epoch_times(InMemory(whole), params, task, idim, args.epochs, 0)
-        fed, fed_cpu = epoch_times(generator, params, task, idim, args.epochs, 0)
-        cached, cached_cpu = epoch_times(generator, params, task, idim, args.epochs, 1 << 40)
-    steady = slice(1, None)  # the first epoch includes Keras' graph building
+        steady = slice(1, None)  # the first epoch includes Keras' graph building
+        runs: dict[str, list[tuple[float, float, float]]] = {}
+        for _ in range(args.repeats):
+            for name, source, cache in (
+                ("in_memory", InMemory(whole), 0),
+                ("generator", generator, 0),
+                ("cached", generator, 1 << 40),
+            ):
+                walls, cpus = epoch_times(source, params, task, idim, args.epochs, cache)
+                runs.setdefault(name, []).append(
+                    (statistics.median(walls[steady]), statistics.median(cpus[steady]), walls[0])
+                )
+
+    def median(name: str, field: int) -> float:
+        return round(statistics.median(run[field] for run in runs[name]), 3)
+
+    def ratios(name: str) -> list[float]:
+        return [
+            round(run[0] / memory[0], 3)
+            for run, memory in zip(runs[name], runs["in_memory"], strict=True)
+        ]
+
     result = {
         "events": len(whole.y),
         "columns": idim,
         "chunks_per_epoch": len(generator),
         "batch_size": args.batch_size,
-        "in_memory_epoch_s": round(statistics.median(memory[steady]), 3),
-        "generator_epoch_s": round(statistics.median(fed[steady]), 3),
-        "cached_epoch_s": round(statistics.median(cached[steady]), 3),
-        "in_memory_epoch_cpu_s": round(statistics.median(memory_cpu[steady]), 3),
-        "generator_epoch_cpu_s": round(statistics.median(fed_cpu[steady]), 3),
-        "cached_epoch_cpu_s": round(statistics.median(cached_cpu[steady]), 3),
-        "first_epoch_s": {
-            "in_memory": round(memory[0], 3),
-            "generator": round(fed[0], 3),
-            "cached": round(cached[0], 3),
-        },
+        "repeats": args.repeats,
+        **{f"{name}_epoch_s": median(name, 0) for name in runs},
+        **{f"{name}_epoch_cpu_s": median(name, 1) for name in runs},
+        "first_epoch_s": {name: median(name, 2) for name in runs},
+        "ratios": ratios("generator"),
+        "cached_ratios": ratios("cached"),
     }
-    result["ratio"] = round(result["generator_epoch_s"] / result["in_memory_epoch_s"], 3)
-    result["cached_ratio"] = round(result["cached_epoch_s"] / result["in_memory_epoch_s"], 3)
+    result["ratio"] = round(statistics.median(result["ratios"]), 3)
+    result["cached_ratio"] = round(statistics.median(result["cached_ratios"]), 3)
     for name in ("in_memory", "generator", "cached"):
         print(f"{name:10s} epoch {result[name + '_epoch_s']:.2f} s", file=sys.stderr)
     print(json.dumps(result))

@@ -132,3 +132,38 @@ def test_background_reading_gives_the_same_chunks(sample: SampleSet, tmp_path: P
         np.testing.assert_array_equal(one.y, third.y)
         np.testing.assert_array_equal(one.x, other.x)
         np.testing.assert_array_equal(one.mask, other.mask)
+
+
+def test_passes_that_reread_the_files_overlap_and_stay_whole(sample: SampleSet) -> None:
+    """Standard training re-reads the files each epoch when the chunks exceed cache_mb: the
+    next pass's first chunk is read while the current pass's last one is in use (its reading
+    has begun by the time that chunk is handed out), and every pass holds the same rows."""
+    from mlaas4hep.dataset import Dataset
+    from mlaas4hep.generator import ChunkGenerator
+    from mlaas4hep.params import parse_params
+    from mlaas4hep.preprocess import parse_preproc
+    from mlaas4hep.specs.specs_pass import compute_specs
+    from mlaas4hep.train.trainer import ChunkCache
+
+    params = parse_params({"branch": TREE, "chunk_size": 1500, "shuffle": True, "seed": 3})
+    files = [str(f) for f in sample.files]
+    with Dataset.open(files, LabelSource(per_file=(1.0, 0.0)), params, parse_preproc(None)) as ds:
+        specs, _ = compute_specs(ds)
+        generator = ChunkGenerator(ds, specs, progress=False)
+        assert len(generator) >= 2
+        cache = ChunkCache(generator, 0)  # nothing kept: every pass reads the files
+        cache.expect_passes(3)
+        passes = []
+        for _ in range(3):
+            rows, reading_next = [], []
+            for chunk in cache:
+                rows.append(np.column_stack([chunk.x, chunk.y]))
+                reading_next.append(cache._next_pass is not None)  # started, not yet taken
+            passes.append(np.concatenate(rows))
+            if len(passes) < 3:  # the next pass started while this one's last chunk was used
+                assert reading_next[-1] and not any(reading_next[:-1])
+            else:
+                assert not any(reading_next)  # nothing read ahead after the last pass
+    first = passes[0][np.lexsort(passes[0].T[::-1])]
+    for other in passes[1:]:
+        assert np.array_equal(first, other[np.lexsort(other.T[::-1])])

@@ -5,14 +5,17 @@
 
 Each chunk is split into train/validation/test rows (stratified, seeded); only training rows
 train, validation rows give the validation loss, test rows are kept for the evaluation pass.
-When all chunks fit in `cache_mb`, later passes reuse them from memory instead of re-reading.
+When all chunks fit in `cache_mb`, later passes reuse them from memory instead of re-reading;
+when they do not, the next pass's first chunk is read while the current pass's last one trains.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sized
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -33,20 +36,60 @@ def rows_of(array: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 
 class ChunkCache:
-    """Chunks of the first pass, kept while they fit in the memory budget."""
+    """Chunks of the first pass, kept while they fit in the memory budget. Passes that re-read
+    the files overlap: once a pass has read its last chunk, the next pass's first chunk is read
+    in the background (within a pass the generator itself reads ahead), so a new epoch does not
+    start by waiting for the files."""
 
     def __init__(self, generator: ChunkGenerator, limit_bytes: int) -> None:
         self.generator = generator
         self.limit = limit_bytes
         self.kept: list[Chunk] | None = None
+        self.passes_left = 1  # the trainer says how many passes it makes (`expect_passes`)
+        self._next_pass: tuple[threading.Thread, list] | None = None
+
+    def expect_passes(self, passes: int) -> None:
+        self.passes_left = passes
+
+    def _read_ahead(self) -> None:
+        """Start the next pass and read its first chunk in a thread of its own."""
+        chunks = iter(self.generator)
+        first: list = []
+
+        def read() -> None:
+            try:
+                first.append(("chunk", next(chunks)))
+            except StopIteration:
+                first.append(("end", None))
+            except BaseException as exc:  # raised again where the pass is read
+                first.append(("error", exc))
+            first.append(chunks)
+
+        thread = threading.Thread(target=read, name="next-pass", daemon=True)
+        thread.start()
+        self._next_pass = (thread, first)
+
+    def _pass(self) -> Iterator[Chunk]:
+        if self._next_pass is None:
+            return iter(self.generator)
+        thread, first = self._next_pass
+        self._next_pass = None
+        thread.join()
+        (kind, value), chunks = first
+        if kind == "error":
+            raise value
+        return iter(()) if kind == "end" else itertools.chain([value], chunks)
 
     def __iter__(self) -> Iterator[Chunk]:
+        self.passes_left -= 1
         if self.kept is not None:
             yield from self.kept
             return
         kept: list[Chunk] | None = []
         size = 0
-        for chunk in self.generator:
+        # The pass's last chunk (a generator knows how many it makes; else no reading ahead).
+        last = len(self.generator) - 1 if isinstance(self.generator, Sized) else -1
+        for index, chunk in enumerate(self._pass()):
             if kept is not None:
                 size += chunk.x.nbytes + chunk.mask.nbytes + chunk.y.nbytes
                 if size <= self.limit:
@@ -54,6 +97,8 @@ class ChunkCache:
                 else:
                     logger.info("chunks exceed cache_mb: later passes re-read the files")
                     kept = None
+            if index == last and kept is None and self.passes_left > 0:
+                self._read_ahead()  # this pass has read everything: the next one starts now
             yield chunk
         self.kept = kept
 
@@ -112,6 +157,7 @@ class Trainer:
         )
         report = TrainingReport()
         began = time.perf_counter()
+        self.chunks.expect_passes(passes)
         for pass_index in range(passes):
             for chunk_index, chunk in enumerate(self.chunks):
                 y = self.task.encode(chunk.y)
