@@ -125,6 +125,33 @@ def test_a_job_that_vanished_while_the_server_was_down_is_failed_clearly(
     assert job["state"] == "FAILED" and "gone" in job["reason"]
 
 
+def test_concurrent_one_cpu_jobs_each_get_a_core_of_their_own(
+    own_server: ServerProcess, archive: bytes
+) -> None:
+    """Two 1-CPU jobs at once (the server runs two) each keep a core busy: the cgroup caps each
+    job's CPU time, and no job is pinned to the first CPUs, where every job would share CPU 0
+    while the others idle. Each job's model burns CPU for 3 s and reports the share it got."""
+    import os
+    import re
+
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two CPUs")
+    alice = own_server.client("alice")
+    code = (
+        "import time\n\ndef model():\n"
+        "    wall, cpu = time.perf_counter(), time.process_time()\n"
+        "    while time.perf_counter() - wall < 3:\n        pass\n"
+        "    share = (time.process_time() - cpu) / (time.perf_counter() - wall)\n"
+        "    raise RuntimeError(f'cpu share {share:.2f}')\n"
+    )
+    upload_sample(alice, archive)
+    ids = [submit_code(alice, archive, code, resources={"cpus": 1}) for _ in range(2)]
+    reasons = [own_server.wait_final(alice, job_id)["reason"] for job_id in ids]
+    shares = [float(re.search(r"cpu share ([0-9.]+)", r).group(1)) for r in reasons]
+    # Pinned to one CPU together, each gets about 0.5 of it.
+    assert min(shares) > 0.75, shares
+
+
 def test_fifty_concurrent_submissions_all_reach_a_final_state(
     own_server: ServerProcess, archive: bytes
 ) -> None:

@@ -76,7 +76,6 @@ def run_workflow(
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # CPU hosts: no CUDA probe noise
     from mlaas4hep.artifacts.export import export_models, write_bundle
     from mlaas4hep.artifacts.metrics import compute_metrics
-    from mlaas4hep.artifacts.plots import make_plots
     from mlaas4hep.train.evaluate import evaluate
     from mlaas4hep.train.loader import load_model
     from mlaas4hep.train.trainer import ChunkCache, Trainer
@@ -144,9 +143,11 @@ def run_workflow(
         cluster = session.describe() if session else None
     metrics = compute_metrics(task, evaluation, report, params.metrics.threshold)
     write_json_atomic(run_dir / "metrics.json", metrics)
-    plots = (
-        make_plots(run_dir / params.hist, task, evaluation, metrics, specs) if params.plots else []
-    )
+    plots: list = []
+    if params.plots:  # matplotlib takes a noticeable part of a small job's start: only if asked
+        from mlaas4hep.artifacts.plots import make_plots
+
+        plots = make_plots(run_dir / params.hist, task, evaluation, metrics, specs)
     lap("plots")
     exports, output_name = export_models(adapter, run_dir / "model", task, evaluation.sample_x)
     write_bundle(

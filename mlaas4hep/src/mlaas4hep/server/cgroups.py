@@ -83,7 +83,9 @@ class JobCgroup:
                 own = mount / _own_cgroup(controller).lstrip("/")
                 self.folders[controller] = own / f"{PREFIX}-{name}"  # v1 nests freely
 
-    def create(self, limits: CgroupLimits) -> None:
+    def create(self, limits: CgroupLimits) -> bool:
+        """Make the cgroup(s) with `limits`; whether the kernel now caps the job's CPU time
+        (the cpu controller may not be delegated to us)."""
         for folder in self.folders.values():
             try:
                 folder.mkdir(exist_ok=True)
@@ -96,9 +98,11 @@ class JobCgroup:
             with contextlib.suppress(CgroupError, FileNotFoundError):
                 _write(folder / "memory.swap.max", "0")
             _write(folder / "pids.max", str(limits.max_processes))
-            with contextlib.suppress(CgroupError):  # the cpu controller may not be delegated
+            try:
                 _write(folder / "cpu.max", f"{quota} {CPU_PERIOD_US}")
-            return
+            except CgroupError:
+                return False
+            return True
         memory = self.folders["memory"]
         _write(memory / "memory.limit_in_bytes", str(limits.memory_bytes))
         with contextlib.suppress(CgroupError):  # only where swap accounting is on
@@ -107,6 +111,7 @@ class JobCgroup:
         cpu = self.folders["cpu"]
         _write(cpu / "cpu.cfs_period_us", str(CPU_PERIOD_US))
         _write(cpu / "cpu.cfs_quota_us", str(quota))
+        return True
 
     def procs_files(self) -> list[str]:
         """Paths a forked child writes its pid ("0") into to join, before it execs."""

@@ -19,6 +19,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+# Set by whoever started the job when the kernel already caps its CPU time (the job's cgroup,
+# a container's CPU quota): the job then runs on any core, as the scheduler spreads it.
+CPU_CAPPED_ENV = "MLAAS4HEP_CPU_CAPPED"
+
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
@@ -36,14 +40,19 @@ def write_status(folder: Path, status: dict[str, Any]) -> None:
 
 
 def apply_limits(resources: dict[str, Any]) -> None:
-    """Memory (data segment, which numpy/torch/TF allocations count against) and CPUs."""
+    """Memory (data segment, which numpy/torch/TF allocations count against) and CPUs.
+
+    Thread pools are sized to the job's CPUs. Pinning to CPUs is only the fallback where no
+    quota caps the job: pinned jobs all take the first CPUs, so concurrent jobs would share
+    those cores while the others idle."""
     memory = int(resources.get("memory_mb") or 0) * 1024**2
     if memory:
         resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
     cpus = int(resources.get("cpus") or 0)
     if cpus:
-        available = sorted(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, available[:cpus])
+        if os.environ.get(CPU_CAPPED_ENV) != "1":
+            available = sorted(os.sched_getaffinity(0))
+            os.sched_setaffinity(0, available[:cpus])
         for variable in THREAD_VARIABLES:
             os.environ[variable] = str(cpus)
 

@@ -24,6 +24,7 @@ from typing import Any
 from mlaas4hep.errors import MlaasError
 from mlaas4hep.server import jobfolder
 from mlaas4hep.server.cgroups import CgroupError, CgroupLimits, JobCgroup
+from mlaas4hep.server.jobrunner import CPU_CAPPED_ENV
 from mlaas4hep.server.sandbox import (
     SandboxError,
     SandboxSpec,
@@ -97,7 +98,9 @@ class Supervisor:
             if problem:
                 raise SandboxError(problem)
             self.cgroup = JobCgroup(self.job["id"])
-            self.cgroup.create(CgroupLimits(spec.memory_mb * 2**20, spec.max_processes, spec.cpus))
+            limits = CgroupLimits(spec.memory_mb * 2**20, spec.max_processes, spec.cpus)
+            if self.cgroup.create(limits):
+                env[CPU_CAPPED_ENV] = "1"
             joins = self.cgroup.procs_files()
             if spec.proxy:
                 copy = jobfolder.private_proxy(self.folder, spec.proxy, spec.uid)

@@ -32,6 +32,7 @@ from mlaas4hep.cluster.broker import BROKER_ENV
 from mlaas4hep.server import jobfolder
 from mlaas4hep.server.brokers import ClusterBrokers
 from mlaas4hep.server.executors.base import JOB_LOST, Executor
+from mlaas4hep.server.jobrunner import CPU_CAPPED_ENV
 from mlaas4hep.server.sandbox import PROXY_INSIDE, SandboxSpec, job_environment
 from mlaas4hep.server.settings import ServerSettings
 from mlaas4hep.server.store import Job
@@ -146,6 +147,7 @@ class ContainerExecutor(Executor):
                 **self.config.environment,
                 **broker,
                 "MLAAS4HEP_EXECUTOR": f"container of {self.config.image}",
+                CPU_CAPPED_ENV: "1",  # nano_cpus above
             },
         }
         mount = self.config.job_mount
