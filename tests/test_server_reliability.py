@@ -144,7 +144,6 @@ def test_concurrent_one_cpu_jobs_each_get_a_core_of_their_own(
         "    share = (time.process_time() - cpu) / (time.perf_counter() - wall)\n"
         "    raise RuntimeError(f'cpu share {share:.2f}')\n"
     )
-    upload_sample(alice, archive)
     ids = [submit_code(alice, archive, code, resources={"cpus": 1}) for _ in range(2)]
     reasons = [own_server.wait_final(alice, job_id)["reason"] for job_id in ids]
     shares = [float(re.search(r"cpu share ([0-9.]+)", r).group(1)) for r in reasons]
