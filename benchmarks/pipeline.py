@@ -10,8 +10,10 @@ Builds (once, cached in --data-dir) a dataset shaped like the poster's CMS sampl
   shuffled_chunks_evps  the same with `shuffle: true`, the default users run with
   preproc_chunks_evps   the same with a preproc: a new jagged branch, a jagged cut, a flat cut
 
-The bare read uses the same decompression threads as the pipeline (`workers`), so ratios compare
-like with like; `bare_read_serial_evps` is uproot's single-threaded default, for reference.
+The bare read uses the same decompression threads and the same ZLIB inflater (ISA-L, see
+`mlaas4hep.reader.decompression`) as the pipeline, so the ratios compare like with like;
+`bare_read_serial_evps` is single-threaded, and `bare_read_zlib_evps` is a bare read as a user's
+own uproot script runs it (zlib, uproot's default), for reference: `*_vs_zlib_read` ratios.
 With --memory-events N the chunk pass is also run in a child process over a dataset of N events
 to show that peak memory follows the chunk size, not the file size.
 
@@ -86,8 +88,21 @@ def open_dataset(
     return Dataset.open(files, LabelSource(per_file=(1.0, 0.0)), params, parse_preproc(preproc))
 
 
-def bare_read(files: list[str], names: list[str], chunk_size: int, workers: int) -> float:
-    """Seconds to read the branches, chunk by chunk, with uproot alone."""
+def bare_read(
+    files: list[str], names: list[str], chunk_size: int, workers: int, inflater: str = "isal"
+) -> float:
+    """Seconds to read the branches, chunk by chunk, with uproot alone; `inflater`: the library
+    uproot decompresses ZLIB baskets with ("isal", as the pipeline reads; "zlib", uproot's own
+    default)."""
+    decompressor = uproot.compression._decompress_ZLIB
+    before, decompressor.library = decompressor.library, inflater
+    try:
+        return _bare_read(files, names, chunk_size, workers)
+    finally:
+        decompressor.library = before
+
+
+def _bare_read(files: list[str], names: list[str], chunk_size: int, workers: int) -> float:
     executor = ThreadPoolExecutor(workers) if workers > 1 else None
     wanted = set(names)
     began = time.perf_counter()
@@ -229,6 +244,7 @@ def main() -> None:
     for _round in range(args.rounds):
         keep_best("bare", bare_read(files, names, args.chunk_size, args.workers))
         keep_best("bare_serial", bare_read(files, names, args.chunk_size, 1))
+        keep_best("bare_zlib", bare_read(files, names, args.chunk_size, args.workers, "zlib"))
         with open_dataset(files, args.chunk_size, args.workers, None) as dataset:
             began = time.perf_counter()
             compute_specs(dataset)
@@ -246,6 +262,7 @@ def main() -> None:
         "rounds": args.rounds,
         "bare_read_evps": round(events / bare),
         "bare_read_serial_evps": round(events / bare_serial),
+        "bare_read_zlib_evps": round(events / best["bare_zlib"]),
         "specs_evps": round(events / specs),
         "chunks_evps": round(events / chunks),
         "shuffled_chunks_evps": round(events / shuffled),
@@ -254,11 +271,14 @@ def main() -> None:
         "chunks_ratio": round(bare / chunks, 3),
         "shuffled_chunks_ratio": round(bare / shuffled, 3),
         "preproc_chunks_ratio": round(bare / preproc_chunks, 3),
+        "shuffled_chunks_vs_zlib_read": round(best["bare_zlib"] / shuffled, 3),
+        "preproc_chunks_vs_zlib_read": round(best["bare_zlib"] / preproc_chunks, 3),
         "peak_rss_mb": round(peak_rss_mb()),
     }
     for key in (
         "bare_read_evps",
         "bare_read_serial_evps",
+        "bare_read_zlib_evps",
         "specs_evps",
         "chunks_evps",
         "shuffled_chunks_evps",

@@ -201,3 +201,26 @@ def test_an_rntuple_is_read_where_a_tree_is_expected(tmp_path: Path) -> None:
     with open_dataset([str(rntuple)]) as dataset:
         assert dataset.files[0].tree.format == "RNTuple"
         assert dataset.feature_kinds == {"HT": BranchKind.FLAT}
+
+
+def test_zlib_baskets_are_inflated_by_isal_with_the_same_values(sample: SampleSet) -> None:
+    """The reader switches uproot's ZLIB decompression to ISA-L (faster); the arrays read must
+    be the very ones zlib gives."""
+    import uproot.compression
+
+    import mlaas4hep.reader
+
+    decompressor = uproot.compression._decompress_ZLIB
+    assert mlaas4hep.reader.ISAL_ZLIB and decompressor.library == "isal"
+    assert uproot.open(sample.files[0]).file.compression.name == "ZLIB"
+
+    def read(library: str) -> dict[str, object]:
+        decompressor.library = library
+        try:
+            # A fresh file handle each time: uproot caches arrays per open file.
+            with uproot.open(sample.files[0], array_cache=None) as handle:
+                return handle[TREE].arrays(library="ak", entry_stop=5000).tolist()
+        finally:
+            decompressor.library = "isal"
+
+    assert read("isal") == read("zlib")
