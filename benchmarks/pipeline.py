@@ -39,6 +39,7 @@ from mlaas4hep.generator import ChunkGenerator
 from mlaas4hep.params import parse_params
 from mlaas4hep.preprocess import parse_preproc
 from mlaas4hep.reader import LabelSource
+from mlaas4hep.reader.decompression import zlib_inflater
 from mlaas4hep.sample import TREE, SampleShape, write_file
 from mlaas4hep.specs.specs_pass import compute_specs
 
@@ -94,12 +95,8 @@ def bare_read(
     """Seconds to read the branches, chunk by chunk, with uproot alone; `inflater`: the library
     uproot decompresses ZLIB baskets with ("isal", as the pipeline reads; "zlib", uproot's own
     default)."""
-    decompressor = uproot.compression._decompress_ZLIB
-    before, decompressor.library = decompressor.library, inflater
-    try:
+    with zlib_inflater(inflater):
         return _bare_read(files, names, chunk_size, workers)
-    finally:
-        decompressor.library = before
 
 
 def _bare_read(files: list[str], names: list[str], chunk_size: int, workers: int) -> float:

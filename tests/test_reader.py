@@ -209,18 +209,16 @@ def test_zlib_baskets_are_inflated_by_isal_with_the_same_values(sample: SampleSe
     import uproot.compression
 
     import mlaas4hep.reader
+    from mlaas4hep.reader.decompression import zlib_inflater
 
-    decompressor = uproot.compression._decompress_ZLIB
-    assert mlaas4hep.reader.ISAL_ZLIB and decompressor.library == "isal"
-    assert uproot.open(sample.files[0]).file.compression.name == "ZLIB"
+    assert mlaas4hep.reader.ISAL_ZLIB and uproot.compression._decompress_ZLIB.library == "isal"
+    with uproot.open(sample.files[0]) as handle:
+        assert handle.file.compression.name == "ZLIB"
 
-    def read(library: str) -> dict[str, object]:
-        decompressor.library = library
-        try:
-            # A fresh file handle each time: uproot caches arrays per open file.
-            with uproot.open(sample.files[0], array_cache=None) as handle:
-                return handle[TREE].arrays(library="ak", entry_stop=5000).tolist()
-        finally:
-            decompressor.library = "isal"
+    def read(library: str) -> list[dict[str, object]]:
+        # A fresh file handle each time: uproot caches arrays per open file.
+        with zlib_inflater(library), uproot.open(sample.files[0], array_cache=None) as handle:
+            return handle[TREE].arrays(library="ak", entry_stop=5000).tolist()
 
     assert read("isal") == read("zlib")
+    assert uproot.compression._decompress_ZLIB.library == "isal", "switched back after the block"
