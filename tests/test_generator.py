@@ -3,6 +3,9 @@ normalised branch values, labels from a file list or a branch, seeded shuffling.
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from pathlib import Path
 
 import awkward as ak
@@ -167,3 +170,33 @@ def test_passes_that_reread_the_files_overlap_and_stay_whole(sample: SampleSet) 
     first = passes[0][np.lexsort(passes[0].T[::-1])]
     for other in passes[1:]:
         assert np.array_equal(first, other[np.lexsort(other.T[::-1])])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="thread priorities are per thread on Linux")
+def test_reading_threads_yield_the_cpu_to_the_consumer(sample: SampleSet) -> None:
+    """While a chunk is in use, the threads reading (uproot's pool, the read-ahead thread) and
+    flattening the next one run niced below the consuming thread, so training goes first."""
+    from mlaas4hep.background import READER_NICENESS
+    from mlaas4hep.dataset import Dataset
+    from mlaas4hep.generator import ChunkGenerator
+    from mlaas4hep.params import parse_params
+    from mlaas4hep.preprocess import parse_preproc
+    from mlaas4hep.specs.specs_pass import compute_specs
+
+    params = parse_params({"branch": TREE, "chunk_size": 1500, "workers": 2})
+    files = [str(f) for f in sample.files]
+    consumer = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    with Dataset.open(files, LabelSource(per_file=(1.0, 0.0)), params, parse_preproc(None)) as ds:
+        specs, _ = compute_specs(ds)
+        generator = ChunkGenerator(ds, specs, progress=False, flatten_ahead=True)
+        for _chunk in generator:
+            background = {
+                t.name.rsplit("_", 1)[0]: os.getpriority(os.PRIO_PROCESS, t.native_id)
+                for t in threading.enumerate()
+                if t.name.startswith("mlaas4hep-") and t.native_id is not None
+            }
+            break
+    assert {"mlaas4hep-uproot", "mlaas4hep-read", "mlaas4hep-flatten"} <= set(background)
+    expected = min(19, consumer + READER_NICENESS)
+    assert set(background.values()) == {expected} and expected > consumer
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == consumer

@@ -4,7 +4,9 @@ specs, attaches labels and optionally shuffles the rows with a seeded generator 
 flattened straight into its shuffled row, so shuffling costs no extra pass over the chunk).
 
 The next chunk is read and flattened in background threads while the caller works on the current
-one, so ROOT decompression, flattening and training overlap.
+one, so ROOT decompression, flattening and training overlap; those threads run at a lower CPU
+priority (`mlaas4hep.background`), so they fill the cores the caller leaves idle instead of
+taking turns with it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from mlaas4hep.arrays import flat_values
+from mlaas4hep.background import lower_thread_priority
 from mlaas4hep.dataset import Dataset, InputFile
 from mlaas4hep.errors import DataValueError
 from mlaas4hep.flatten import Flattener
@@ -97,7 +100,7 @@ class ChunkGenerator:
                 yield self.flatten(*self._read(streams), rng)
             return
         if not self.flatten_ahead:
-            with ThreadPoolExecutor(1, thread_name_prefix="mlaas4hep-read") as reader:
+            with ThreadPoolExecutor(1, "mlaas4hep-read", lower_thread_priority) as reader:
                 pending = reader.submit(self._read, streams) if count else None
                 for index in range(count):
                     assert pending is not None
@@ -106,8 +109,8 @@ class ChunkGenerator:
                     yield self.flatten(*current, rng)
             return
         with (
-            ThreadPoolExecutor(1, thread_name_prefix="mlaas4hep-read") as reader,
-            ThreadPoolExecutor(1, thread_name_prefix="mlaas4hep-flatten") as flattener,
+            ThreadPoolExecutor(1, "mlaas4hep-read", lower_thread_priority) as reader,
+            ThreadPoolExecutor(1, "mlaas4hep-flatten", lower_thread_priority) as flattener,
         ):
 
             def make_next() -> Future[tuple[Chunk, int]]:
