@@ -12,6 +12,9 @@ passes over all chunks). Three runs with identically initialised models:
 
 The three runs are repeated (`--repeats`, interleaved, so that a slow spell of a shared machine
 falls on all three alike); each figure is the median over repeats of the median steady epoch.
+Five repeats by default: on a 2-core machine the same in-memory Keras epoch varies by +-25% from
+one run to the next, so fewer repeats leave the ratio to chance. `cached_ratios` show that
+floor of noise: after its first epoch the cached run reads nothing, so its ratio would be 1.
 Last line: one JSON object; `ratio` = generator / in-memory epoch time (target <= 1.2), the
 median of the repeats' ratios, which are listed too.
 `*_epoch_cpu_s` are the process's CPU seconds (all threads) per epoch: on a shared machine they
@@ -96,7 +99,7 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=100_000)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats of the runs")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats of the runs")
     parser.add_argument("--data-dir", type=Path, default=Path(".cache/benchmarks/training"))
     args = parser.parse_args()
     logging.getLogger("mlaas4hep").setLevel(logging.WARNING)
