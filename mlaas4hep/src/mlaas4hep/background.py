@@ -19,22 +19,41 @@ import logging
 import os
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 logger = logging.getLogger("mlaas4hep")
 
-# Added to the process's nice value: 10 gives a thread about a tenth of a core's time against
-# one thread at the process's priority when both want the same core.
+# Added to the consumer's nice value: 10 gives a thread about a tenth of a core's time against
+# one thread at the consumer's priority when both want the same core.
 READER_NICENESS = 10
 
 
-def lower_thread_priority() -> None:
-    """Make the calling thread yield the CPU to the process's other threads (a ThreadPoolExecutor
-    initializer). A failure leaves the thread as it was: priority is an optimisation only."""
+def reading_pool(threads: int, name: str) -> ThreadPoolExecutor:
+    """A thread pool whose threads run `READER_NICENESS` below the calling (consuming) thread.
+
+    The target priority is taken here, from the consumer, not from whichever thread later
+    starts a pool thread: a new thread inherits its creator's priority on Linux, and uproot
+    starts its pool's threads from our already niced read-ahead thread.
+    """
+    return ThreadPoolExecutor(threads, name, _set_thread_priority, (_reading_priority(),))
+
+
+def _reading_priority() -> int | None:
     if sys.platform != "linux":  # PRIO_PROCESS with a thread id would name another process
-        return
-    thread = threading.get_native_id()
+        return None
     try:
-        now = os.getpriority(os.PRIO_PROCESS, thread)
-        os.setpriority(os.PRIO_PROCESS, thread, min(19, now + READER_NICENESS))
+        consumer = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    except OSError:
+        return None
+    return min(19, consumer + READER_NICENESS)
+
+
+def _set_thread_priority(priority: int | None) -> None:
+    """Pool thread initializer. A failure leaves the thread as it was: priority is an
+    optimisation only (a sandbox may forbid it)."""
+    if priority is None:
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), priority)
     except OSError as error:
         logger.debug("reading thread keeps its priority: %s", error)

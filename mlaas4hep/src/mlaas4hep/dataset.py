@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from mlaas4hep.arrays import has_non_finite, non_finite_events, select_events, values_of
-from mlaas4hep.background import lower_thread_priority
+from mlaas4hep.background import reading_pool
 from mlaas4hep.errors import BranchError, ConfigError, DataValueError, did_you_mean
 from mlaas4hep.params import Params
 from mlaas4hep.preprocess import Preproc
@@ -68,13 +68,7 @@ class Dataset:
         base_dir: Path | None = None,
         confine_to: Path | None = None,
     ) -> Dataset:
-        executor = (
-            ThreadPoolExecutor(
-                params.workers, "mlaas4hep-uproot", initializer=lower_thread_priority
-            )
-            if params.workers > 1
-            else None
-        )
+        executor = reading_pool(params.workers, "mlaas4hep-uproot") if params.workers > 1 else None
         opened: list[InputFile] = []
         try:
             for index, listed in enumerate(files):

@@ -14,13 +14,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import NamedTuple
 
 import numpy as np
 
 from mlaas4hep.arrays import flat_values
-from mlaas4hep.background import lower_thread_priority
+from mlaas4hep.background import reading_pool
 from mlaas4hep.dataset import Dataset, InputFile
 from mlaas4hep.errors import DataValueError
 from mlaas4hep.flatten import Flattener
@@ -100,7 +100,7 @@ class ChunkGenerator:
                 yield self.flatten(*self._read(streams), rng)
             return
         if not self.flatten_ahead:
-            with ThreadPoolExecutor(1, "mlaas4hep-read", lower_thread_priority) as reader:
+            with reading_pool(1, "mlaas4hep-read") as reader:
                 pending = reader.submit(self._read, streams) if count else None
                 for index in range(count):
                     assert pending is not None
@@ -109,8 +109,8 @@ class ChunkGenerator:
                     yield self.flatten(*current, rng)
             return
         with (
-            ThreadPoolExecutor(1, "mlaas4hep-read", lower_thread_priority) as reader,
-            ThreadPoolExecutor(1, "mlaas4hep-flatten", lower_thread_priority) as flattener,
+            reading_pool(1, "mlaas4hep-read") as reader,
+            reading_pool(1, "mlaas4hep-flatten") as flattener,
         ):
 
             def make_next() -> Future[tuple[Chunk, int]]:
