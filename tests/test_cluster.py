@@ -207,3 +207,35 @@ def test_a_cluster_address_that_is_neither_is_one_line(spec: str) -> None:
 
     with pytest.raises(ConfigError, match=r"tcp://HOST:8786.*local:N"):
         parse_params({"cluster": spec})
+
+
+def test_a_partition_the_scheduler_drops_is_run_again(
+    cluster: DaskCluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When a worker dies, the scheduler can in a race forget a task its client still waits for
+    (seen here as `FutureCancelledError: ... already forgotten` in the kill-a-worker test). The
+    results stay whole and in order: the dropped partition is submitted again. The drop is made
+    on purpose: another client of the same scheduler cancels the task with force."""
+    from types import SimpleNamespace
+
+    from distributed import Client, Future
+
+    def slow_tenfold(partition: SimpleNamespace) -> int:
+        time.sleep(1.0)
+        return partition.index * 10
+
+    partitions = [SimpleNamespace(index=i) for i in range(4)]
+    with open_cluster(cluster.address) as session, Client(cluster.address) as other:
+        results = session.in_order(slow_tenfold, partitions)
+        first = next(results)  # partition 0 done; partition 2 queued or running
+        keys = other.run_on_scheduler(
+            lambda dask_scheduler: [
+                key for key in dask_scheduler.tasks if str(key).startswith("slow_tenfold-2-")
+            ]
+        )
+        assert len(keys) == 1
+        other.cancel([Future(keys[0], other)], force=True)
+        with caplog.at_level("WARNING", logger="mlaas4hep"):
+            rest = list(results)
+    assert [first, *rest] == [0, 10, 20, 30]
+    assert "partition 2 was dropped by the scheduler" in caplog.text

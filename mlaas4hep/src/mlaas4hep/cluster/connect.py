@@ -11,6 +11,7 @@ import re
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from mlaas4hep.errors import ConfigError, MlaasError
 logger = logging.getLogger("mlaas4hep")
 LOCAL = re.compile(r"^local:(\d+)$")
 CONNECT_TIMEOUT_S = 10
+FORGOTTEN_RESUBMITS = 3  # times a partition the scheduler dropped is submitted again
 
 
 class ClusterError(MlaasError):
@@ -75,27 +77,48 @@ class ClusterSession:
         shared = [
             client.scatter(a, broadcast=True, hash=False) if _large(a) else a for a in arguments
         ]
-        pending: deque[Any] = deque()
+        pending: deque[tuple[Any, Any]] = deque()  # (partition, future)
         plan = iter(partitions)
         token = uuid.uuid4().hex[:8]  # task keys: readable on the dashboard, unique per call
+
+        def submit(partition: Any, attempt: int = 0) -> Any:
+            key = f"{function.__name__}-{partition.index}-{token}"
+            key += f"-again{attempt}" if attempt else ""
+            return client.submit(function, *shared, partition, key=key)
 
         def submit_next() -> None:
             partition = next(plan, None)
             if partition is not None:
-                key = f"{function.__name__}-{partition.index}-{token}"
-                pending.append(client.submit(function, *shared, partition, key=key))
+                pending.append((partition, submit(partition)))
 
         for _ in range(window):
             submit_next()
         try:
             while pending:
-                future = pending.popleft()
-                result = client.gather(future, direct=self.direct)
+                partition, future = pending[0]
+                for attempt in range(1, FORGOTTEN_RESUBMITS + 2):
+                    try:
+                        result = client.gather(future, direct=self.direct)
+                        break
+                    except CancelledError as exc:  # distributed's FutureCancelledError
+                        # Dask reruns a lost worker's tasks itself, but in a race with the
+                        # worker's death the scheduler can forget a task its client still
+                        # waits for. Tasks are pure: running the partition again is safe.
+                        if attempt > FORGOTTEN_RESUBMITS:
+                            raise
+                        logger.warning(
+                            "partition %d was dropped by the scheduler (%s): running it again",
+                            partition.index,
+                            exc,
+                        )
+                        future = submit(partition, attempt)
+                        pending[0] = (partition, future)
+                pending.popleft()
                 future.release()
                 submit_next()
                 yield result
         finally:
-            for future in pending:
+            for _, future in pending:
                 future.cancel()
 
 
