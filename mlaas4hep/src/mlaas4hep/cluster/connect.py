@@ -69,8 +69,9 @@ class ClusterSession:
         """`function(*arguments, partition)` for each partition on the workers, results in plan
         order: at most `window` partitions in flight (memory is bounded by the window, not the
         dataset), handed back in plan order so a run is reproducible whatever order the workers
-        finish in. Dask reruns the tasks of a worker that dies; a task that raises stops the
-        run with its error."""
+        finish in. Dask reruns the tasks of a worker that dies (and a partition the scheduler
+        drops in that race is submitted again here); a task that raises stops the run with its
+        error."""
         client = self.client
         window = window or max(2, 2 * self.threads)
         # The specs go to each worker once, not with every task.
