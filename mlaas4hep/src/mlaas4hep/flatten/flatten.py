@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -28,6 +28,19 @@ from mlaas4hep.normalise import min_max, normalise
 from mlaas4hep.specs import Specs
 
 logger = logging.getLogger("mlaas4hep")
+
+
+class Group(NamedTuple):
+    """A jagged group's place in the row: its branches, first column and object count (jdim).
+
+    `real_columns[c]` says which of the group's columns a row with c objects fills.
+    """
+
+    keys: list[str]
+    start: int
+    length: int
+    real_columns: np.ndarray
+
 
 # Rows filled together: a few MB of a typical 500-700 column matrix, which stays in cache
 # while each of its columns is written.
@@ -47,16 +60,14 @@ class Flattener:
         self._scale: dict[str, float] = {}
         for key in [*specs.fkeys, *specs.jkeys]:
             self._offset[key], self._scale[key] = min_max(specs.minv[key], specs.maxv[key])
-        self._groups: list[tuple[list[str], int, int]] = []  # (keys, first column, jdim)
-        # Per group, row c of the table: which of the group's columns a row with c objects fills.
-        self._real_columns: dict[int, np.ndarray] = {}
+        self._groups: list[Group] = []
         column = len(specs.fkeys)
-        for group in specs.jgroups:
-            length = specs.jdim[group[0]]
-            self._groups.append((group, column, length))
-            objects = np.arange(length * len(group)) // len(group)
-            self._real_columns[column] = objects[None, :] < np.arange(length + 1)[:, None]
-            column += length * len(group)
+        for keys in specs.jgroups:
+            length = specs.jdim[keys[0]]
+            objects = np.arange(length * len(keys)) // len(keys)
+            real = objects[None, :] < np.arange(length + 1)[:, None]
+            self._groups.append(Group(keys, column, length, real))
+            column += length * len(keys)
         self._clipped_warned: set[str] = set()
         # The stacked contents are consumed at once, so one buffer serves every group: fresh
         # temporaries of this size cost more in page faults than the arithmetic itself.
@@ -92,9 +103,9 @@ class Flattener:
         block_x, block_mask = self._block_buffers() if rows is not None else (x, mask)
         flats = [flat_values(arrays[key]) for key in specs.fkeys]
         groups = [
-            (keys, start, length, *self._group_parts(keys, length, arrays, n))
-            for keys, start, length in self._groups
-            if length
+            (group, *self._group_parts(group.keys, group.length, arrays, n))
+            for group in self._groups
+            if group.length
         ]
         nflat = len(specs.fkeys)
         for first in range(0, n, ROWS_PER_BLOCK):
@@ -104,12 +115,10 @@ class Flattener:
             mask_rows[:, :nflat] = 0
             for j, (key, values) in enumerate(zip(specs.fkeys, flats, strict=True)):
                 self.normalise(key, values[events], out=x_rows[:, j])
-            for keys, start, length, offsets, contents in groups:
+            for group, offsets, contents in groups:
                 low, high = offsets[events.start], offsets[events.stop]
                 self._fill_group(
-                    keys,
-                    start,
-                    length,
+                    group,
                     np.diff(offsets[events.start : events.stop + 1]),
                     [content[low:high] for content in contents],
                     x_rows,
@@ -147,9 +156,7 @@ class Flattener:
 
     def _fill_group(
         self,
-        keys: list[str],
-        start: int,
-        length: int,
+        group: Group,
         counts: np.ndarray,
         contents: list[np.ndarray],
         x: np.ndarray,
@@ -161,9 +168,10 @@ class Flattener:
         copies single floats along contiguous rows: about twice as fast as selecting whole
         (object, fields) cells of a 3-d view, which copies each cell as a sub-array.
         """
+        keys, start, length, real_columns = group
         fields = len(keys)
         stop = start + length * fields
-        real = self._real_columns[start][counts]  # (events, objects x fields)
+        real = real_columns[counts]  # (events, objects x fields)
         stacked = self._buffer(len(contents[0]) * fields).reshape(-1, fields)
         for field, (key, content) in enumerate(zip(keys, contents, strict=True)):
             self.normalise(key, content, out=stacked[:, field])
