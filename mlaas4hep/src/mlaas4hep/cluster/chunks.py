@@ -17,23 +17,28 @@ from mlaas4hep.errors import DataValueError
 from mlaas4hep.flatten import Flattener
 from mlaas4hep.generator import Chunk
 from mlaas4hep.log import progress_bar
+from mlaas4hep.recycled import RecycledMemory
 from mlaas4hep.specs import Specs
 
 
-def assemble(rows: list[Rows], chunk: int, seed: int, shuffle: bool) -> Chunk:
+def assemble(
+    rows: list[Rows], chunk: int, seed: int, shuffle: bool, memory: RecycledMemory | None = None
+) -> Chunk:
     """One chunk from its partitions' rows (in file order), shuffled by (seed, chunk).
 
     Row i of the chunk is row `order[i]` of the partitions' rows one after another, with
     `order` the (seed, chunk) permutation; each partition's rows are copied once, straight to
-    their places (no concatenation first: copying rows is most of the client's work).
+    their places (no concatenation first: copying rows is most of the client's work), into
+    `memory` when given (chunks the caller dropped; fresh pages cost as much as the copy).
     """
     total = sum(len(r.y) for r in rows)
     shuffled = shuffle and total > 1
     if len(rows) == 1 and not shuffled:
         return Chunk(rows[0].x, rows[0].mask, rows[0].y)
     first = rows[0]
-    x = np.empty((total, *first.x.shape[1:]), dtype=first.x.dtype)
-    mask = np.empty((total, *first.mask.shape[1:]), dtype=first.mask.dtype)
+    memory = memory or RecycledMemory(keep=0)
+    x = memory.empty((total, *first.x.shape[1:]), first.x.dtype)
+    mask = memory.empty((total, *first.mask.shape[1:]), first.mask.dtype)
     y = np.empty(total, dtype=first.y.dtype)
     place: np.ndarray | None = None
     if shuffled:
@@ -64,6 +69,7 @@ class ClusterChunkGenerator:
         self.session, self.dataset, self.specs = session, dataset, specs
         self.plan, self.recipe, self.progress = plan, recipe, progress
         self.columns = Flattener(specs, pad_value=dataset.params.nan).columns
+        self.memory = RecycledMemory()
         self.events_read = 0
         self.seconds = 0.0
 
@@ -85,20 +91,22 @@ class ClusterChunkGenerator:
         ) as advance:
             for rows in results:
                 if waiting and rows.partition.chunk != waiting[0].partition.chunk:
-                    made += yield from self._emit(waiting, params.seed, params.shuffle)
+                    made += yield from self._emit(waiting, params.seed, params.shuffle, self.memory)
                     waiting = []
                 waiting.append(rows)
                 self.events_read += rows.entries
                 advance(rows.entries)
             if waiting:
-                made += yield from self._emit(waiting, params.seed, params.shuffle)
+                made += yield from self._emit(waiting, params.seed, params.shuffle, self.memory)
         self.seconds = time.perf_counter() - began
         if made == 0 and self.events_read:
             raise DataValueError(self.dataset.no_events_left(self.events_read))
 
     @staticmethod
-    def _emit(rows: list[Rows], seed: int, shuffle: bool) -> Generator[Chunk, None, int]:
-        chunk = assemble(rows, rows[0].partition.chunk, seed, shuffle)
+    def _emit(
+        rows: list[Rows], seed: int, shuffle: bool, memory: RecycledMemory
+    ) -> Generator[Chunk, None, int]:
+        chunk = assemble(rows, rows[0].partition.chunk, seed, shuffle, memory)
         if len(chunk.y):  # a slice the cuts emptied is no chunk for anyone
             yield chunk
             return 1

@@ -25,6 +25,7 @@ from mlaas4hep.dataset import Dataset, InputFile
 from mlaas4hep.errors import DataValueError
 from mlaas4hep.flatten import Flattener
 from mlaas4hep.log import progress_bar
+from mlaas4hep.recycled import RecycledMemory
 from mlaas4hep.specs import Specs
 
 logger = logging.getLogger("mlaas4hep")
@@ -52,6 +53,7 @@ class ChunkGenerator:
         self.dataset = dataset
         self.specs = specs
         self.flattener = Flattener(specs, pad_value=dataset.params.nan)
+        self.memory = RecycledMemory()  # chunks the caller has dropped make the next ones
         self.prefetch = prefetch
         # Flatten the next chunk in a thread of its own too: worth it while the caller is busy
         # with the current chunk (training); when it is not, the extra thread only competes with
@@ -152,7 +154,8 @@ class ChunkGenerator:
         """
         sizes = [len(next(iter(arrays.values()))) for _, arrays in portions]
         total = sum(sizes)
-        x, mask = self.flattener.allocate(total)
+        x = self.memory.empty((total, self.flattener.width), self.flattener.dtype)
+        mask = self.memory.empty((total, self.flattener.width), np.uint8)
         y = np.empty(total, dtype=np.float32)
         place = None
         if rng is not None and total > 1:

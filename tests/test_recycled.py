@@ -1,0 +1,156 @@
+"""Chunk memory is reused once nothing refers to it any more, and never while anything does."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from mlaas4hep import recycled as recycled_module
+from mlaas4hep.reader import LabelSource
+from mlaas4hep.recycled import SMALLEST, RecycledMemory
+from mlaas4hep.sample import TREE, SampleSet
+
+ROWS, WIDTH = 2048, 1024  # 8 MiB of float32: above SMALLEST
+
+
+def address(array: np.ndarray) -> int:
+    return array.__array_interface__["data"][0]
+
+
+def test_memory_a_consumer_dropped_is_reused() -> None:
+    memory = RecycledMemory(keep=2)
+    chunk = memory.empty((ROWS, WIDTH), np.float32)
+    first = address(chunk)
+    del chunk
+    again = memory.empty((ROWS, WIDTH), np.float32)
+    assert address(again) == first
+    assert again.shape == (ROWS, WIDTH) and again.dtype == np.float32
+    assert again.flags.c_contiguous and again.flags.writeable and again.flags.aligned
+    shorter = memory.empty((ROWS * 3 // 4, WIDTH), np.float32)  # e.g. the last chunk of a run
+    assert address(shorter) != first  # `again` still holds the first buffer
+    del again, shorter
+    assert address(memory.empty((ROWS * 3 // 4, WIDTH), np.float32)) == first
+
+
+def _slice(chunk: np.ndarray) -> Any:
+    return chunk[10:20]
+
+
+def _memoryview(chunk: np.ndarray) -> Any:
+    return memoryview(chunk)
+
+
+def _transposed(chunk: np.ndarray) -> Any:
+    return chunk.T
+
+
+def _tensor(chunk: np.ndarray) -> Any:
+    torch = pytest.importorskip("torch")
+    return torch.from_numpy(chunk)
+
+
+@pytest.mark.parametrize("hold", [_slice, _memoryview, _transposed, _tensor])
+def test_memory_something_still_refers_to_is_never_handed_out(
+    hold: Callable[[np.ndarray], Any],
+) -> None:
+    """A consumer that keeps part of a chunk (a slice, a buffer, a tensor sharing its memory)
+    keeps its values, however many chunks are made after it."""
+    memory = RecycledMemory(keep=3)
+    chunk = memory.empty((ROWS, WIDTH), np.float32)
+    chunk[...] = 1.0
+    held = hold(chunk)
+    del chunk
+    later = [memory.empty((ROWS, WIDTH), np.float32) for _ in range(3)]
+    for array in later:
+        array[...] = 2.0
+        assert not np.shares_memory(array, np.asarray(held))
+    assert np.all(np.asarray(held) == 1.0)
+
+
+def test_at_most_keep_buffers_are_kept_and_small_arrays_are_not() -> None:
+    memory = RecycledMemory(keep=2)
+    small = memory.empty((16, 16), np.float32)
+    assert small.nbytes < SMALLEST and len(memory) == 0
+    held = [memory.empty((ROWS, WIDTH), np.float32) for _ in range(5)]
+    assert len(memory) == 2
+    kept = {address(a) for a in held[:2]}
+    del held
+    again = [memory.empty((ROWS, WIDTH), np.float32) for _ in range(2)]
+    assert {address(a) for a in again} == kept
+    memory.release()
+    assert len(memory) == 0
+    again[0][...] = 3.0  # arrays handed out stay valid: they hold their buffer
+    assert float(again[0].sum()) == 3.0 * ROWS * WIDTH
+
+
+def test_chunks_a_consumer_keeps_stay_intact_while_later_chunks_reuse_memory(
+    sample: SampleSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The generator's chunks come from reused memory: a run that keeps every chunk gets the
+    same rows as a run that drops each chunk after copying it, and the second run reused
+    memory (fewer distinct buffers than chunks)."""
+    from mlaas4hep.dataset import Dataset
+    from mlaas4hep.generator import ChunkGenerator
+    from mlaas4hep.params import parse_params
+    from mlaas4hep.preprocess import parse_preproc
+    from mlaas4hep.specs.specs_pass import compute_specs
+
+    monkeypatch.setattr(recycled_module, "SMALLEST", 0)  # the sample's chunks are small
+    params = parse_params({"branch": TREE, "chunk_size": 1500, "shuffle": True, "seed": 5})
+    files = [str(f) for f in sample.files]
+    with Dataset.open(files, LabelSource(per_file=(1.0, 0.0)), params, parse_preproc(None)) as ds:
+        specs, _ = compute_specs(ds)
+        kept = list(ChunkGenerator(ds, specs, progress=False))
+        copies, buffers = [], set()
+        for chunk in ChunkGenerator(ds, specs, progress=False):
+            buffers.add(address(chunk.x))
+            copies.append((chunk.x.copy(), chunk.mask.copy(), chunk.y.copy()))
+            del chunk
+    assert len(kept) == len(copies) >= 4
+    assert len(buffers) < len(copies)
+    for chunk, (x, mask, y) in zip(kept, copies, strict=True):
+        np.testing.assert_array_equal(chunk.x, x)
+        np.testing.assert_array_equal(chunk.mask, mask)
+        np.testing.assert_array_equal(chunk.y, y)
+    kept_buffers = {address(c.x) for c in kept} | {address(c.mask) for c in kept}
+    assert len(kept_buffers) == 2 * len(kept)  # no two chunks a consumer holds share memory
+
+
+def test_chunks_a_cluster_client_assembles_reuse_memory_only_once_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The client's shuffled chunk k (rows of partition k of each file) goes into memory of a
+    chunk the caller dropped; one it still holds keeps its rows."""
+    from mlaas4hep.cluster.chunks import assemble
+    from mlaas4hep.cluster.partitions import Partition, Rows
+
+    monkeypatch.setattr(recycled_module, "SMALLEST", 0)
+    rng = np.random.default_rng(1)
+
+    def partition_rows(chunk: int) -> list[Rows]:
+        made = []
+        for file in range(2):
+            n = 300 + 10 * file
+            part = Partition(2 * chunk + file, chunk, file, f"f{file}", f"f{file}", 0, n, 1.0)
+            x = rng.random((n, 40), dtype=np.float32)
+            mask = (x > 0.5).astype(np.uint8)
+            made.append(Rows(part, x, mask, np.full(n, float(file), np.float32), n))
+        return made
+
+    memory = RecycledMemory()
+    rows = [partition_rows(k) for k in range(3)]
+    expected = [assemble(r, k, seed=4, shuffle=True) for k, r in enumerate(rows)]  # own memory
+    held = assemble(rows[0], 0, seed=4, shuffle=True, memory=memory)
+    second = assemble(rows[1], 1, seed=4, shuffle=True, memory=memory)
+    assert not np.shares_memory(held.x, second.x)
+    first_second = address(second.x)
+    del second
+    third = assemble(rows[2], 2, seed=4, shuffle=True, memory=memory)
+    assert address(third.x) == first_second  # chunk 1 was dropped: its memory made chunk 2
+    for got, want in [(held, expected[0]), (third, expected[2])]:
+        np.testing.assert_array_equal(got.x, want.x)
+        np.testing.assert_array_equal(got.mask, want.mask)
+        np.testing.assert_array_equal(got.y, want.y)
