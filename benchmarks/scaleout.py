@@ -24,6 +24,12 @@ without that thread (strictly one thread, as a cluster task), for reference. The
 this process (the client), the workers and the scheduler are reported for every figure, so a
 missed target can be read off where the time went.
 
+Efficiency is also given per round (paired, the paths ran back to back) and as the most the
+2-worker run could have reached for the CPU seconds it spent (`*_efficiency_cpu_bound`: the
+1-worker time against those seconds spread over all cores): the workers and the client share
+this machine's cores, so every CPU second the client spends receiving and placing rows is taken
+from the workers.
+
 Last line: one JSON object with the figures, the ratios and `targets_met`.
 """
 
@@ -510,6 +516,19 @@ def main() -> None:
         ratios[f"{phase}_one_worker_vs_single"] = round(
             one_worker / figures[f"{phase}_evps_single"], 3
         )
+        # Paired within each round (the paths run back to back), against a slow spell that
+        # falls on one path's best round and not the other's.
+        ratios[f"{phase}_efficiency_rounds"] = [
+            round(one.seconds / (2 * two.seconds), 3)
+            for one, two in zip(times["cluster_1"][phase], times["cluster_2"][phase], strict=True)
+        ]
+        # The most the 2-worker run could reach on this machine's cores: its CPU seconds
+        # (workers, client, scheduler) spread over every core the whole time.
+        two = best("cluster_2", phase)
+        spent = two.cpu_workers + two.cpu_client + two.cpu_scheduler
+        ratios[f"{phase}_efficiency_cpu_bound"] = round(
+            best("cluster_1", phase).seconds * (os.cpu_count() or 1) / (2 * spent), 3
+        )
     # For reference: against the single process without its read-ahead thread.
     ratios["chunks_one_worker_vs_single_serial"] = round(
         figures["chunks_evps_cluster_1"] / figures["chunks_evps_single_serial"], 3
@@ -594,6 +613,11 @@ def report(result: dict[str, Any]) -> None:
             f"{phase:6s} efficiency {result[f'{phase}_efficiency']:.3f} "
             f"(target >= {TARGET_EFFICIENCY}); 1 worker / single "
             f"{result[f'{phase}_one_worker_vs_single']:.3f} (target >= {TARGET_ONE_WORKER})"
+        )
+        print(
+            f"{phase:6s} efficiency per round {result[f'{phase}_efficiency_rounds']}; at most "
+            f"{result[f'{phase}_efficiency_cpu_bound']:.3f} for the CPU the 2-worker run spent "
+            "(all cores busy throughout)"
         )
     print(
         "chunks 1 worker / single without read-ahead "
