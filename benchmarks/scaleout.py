@@ -24,11 +24,12 @@ without that thread (strictly one thread, as a cluster task), for reference. The
 this process (the client), the workers and the scheduler are reported for every figure, so a
 missed target can be read off where the time went.
 
-Efficiency is also given per round (paired, the paths ran back to back) and as the most the
+Efficiency is also given per round (paired: both paths ran in that round) and as the most the
 2-worker run could have reached for the CPU seconds it spent (`*_efficiency_cpu_bound`: the
-1-worker time against those seconds spread over all cores): the workers and the client share
-this machine's cores, so every CPU second the client spends receiving and placing rows is taken
-from the workers.
+1-worker time against those seconds spread over all the cores this process may use): on a
+2-core machine the workers and the client share the cores, so every CPU second the client
+spends receiving and placing rows is taken from the workers. (With more cores than two
+workers and a client can use, that bound says little.)
 
 Last line: one JSON object with the figures, the ratios and `targets_met`.
 """
@@ -516,8 +517,8 @@ def main() -> None:
         ratios[f"{phase}_one_worker_vs_single"] = round(
             one_worker / figures[f"{phase}_evps_single"], 3
         )
-        # Paired within each round (the paths run back to back), against a slow spell that
-        # falls on one path's best round and not the other's.
+        # Paired within each round (both paths ran in it), against a slow spell that falls on
+        # one path's best round and not the other's.
         ratios[f"{phase}_efficiency_rounds"] = [
             round(one.seconds / (2 * two.seconds), 3)
             for one, two in zip(times["cluster_1"][phase], times["cluster_2"][phase], strict=True)
@@ -527,7 +528,7 @@ def main() -> None:
         two = best("cluster_2", phase)
         spent = two.cpu_workers + two.cpu_client + two.cpu_scheduler
         ratios[f"{phase}_efficiency_cpu_bound"] = round(
-            best("cluster_1", phase).seconds * (os.cpu_count() or 1) / (2 * spent), 3
+            best("cluster_1", phase).seconds * len(os.sched_getaffinity(0)) / (2 * spent), 3
         )
     # For reference: against the single process without its read-ahead thread.
     ratios["chunks_one_worker_vs_single_serial"] = round(

@@ -16,23 +16,30 @@ from mlaas4hep.sample import TREE, SampleSet
 ROWS, WIDTH = 2048, 1024  # 8 MiB of float32: above SMALLEST
 
 
-def address(array: np.ndarray) -> int:
-    return array.__array_interface__["data"][0]
+def buffer_of(array: np.ndarray) -> int:
+    """The identity of the pooled buffer an array lives in (the pool keeps that buffer alive,
+    so the identity is never another object's; fresh memory at a recycled address is not
+    mistaken for reuse)."""
+    assert array.base is not None
+    return id(array.base)
 
 
 def test_memory_a_consumer_dropped_is_reused() -> None:
     memory = RecycledMemory(keep=2)
     chunk = memory.empty((ROWS, WIDTH), np.float32)
-    first = address(chunk)
+    first = buffer_of(chunk)
     del chunk
     again = memory.empty((ROWS, WIDTH), np.float32)
-    assert address(again) == first
+    assert memory.owns(again) and buffer_of(again) == first and memory.kept == 1
     assert again.shape == (ROWS, WIDTH) and again.dtype == np.float32
     assert again.flags.c_contiguous and again.flags.writeable and again.flags.aligned
     shorter = memory.empty((ROWS * 3 // 4, WIDTH), np.float32)  # e.g. the last chunk of a run
-    assert address(shorter) != first  # `again` still holds the first buffer
+    second = buffer_of(shorter)
+    assert second != first  # `again` still holds the first buffer
     del again, shorter
-    assert address(memory.empty((ROWS * 3 // 4, WIDTH), np.float32)) == first
+    # The smallest buffer that fits serves a short chunk; a full one takes the full buffer.
+    assert buffer_of(memory.empty((ROWS * 3 // 4, WIDTH), np.float32)) == second
+    assert buffer_of(memory.empty((ROWS, WIDTH), np.float32)) == first
 
 
 def _slice(chunk: np.ndarray) -> Any:
@@ -73,15 +80,15 @@ def test_memory_something_still_refers_to_is_never_handed_out(
 def test_at_most_keep_buffers_are_kept_and_small_arrays_are_not() -> None:
     memory = RecycledMemory(keep=2)
     small = memory.empty((16, 16), np.float32)
-    assert small.nbytes < SMALLEST and len(memory) == 0
+    assert small.nbytes < SMALLEST and memory.kept == 0 and not memory.owns(small)
     held = [memory.empty((ROWS, WIDTH), np.float32) for _ in range(5)]
-    assert len(memory) == 2
-    kept = {address(a) for a in held[:2]}
+    assert memory.kept == 2
+    kept = {buffer_of(a) for a in held[:2]}
     del held
     again = [memory.empty((ROWS, WIDTH), np.float32) for _ in range(2)]
-    assert {address(a) for a in again} == kept
+    assert {buffer_of(a) for a in again} == kept
     memory.release()
-    assert len(memory) == 0
+    assert memory.kept == 0
     again[0][...] = 3.0  # arrays handed out stay valid: they hold their buffer
     assert float(again[0].sum()) == 3.0 * ROWS * WIDTH
 
@@ -105,8 +112,10 @@ def test_chunks_a_consumer_keeps_stay_intact_while_later_chunks_reuse_memory(
         specs, _ = compute_specs(ds)
         kept = list(ChunkGenerator(ds, specs, progress=False))
         copies, buffers = [], set()
-        for chunk in ChunkGenerator(ds, specs, progress=False):
-            buffers.add(address(chunk.x))
+        generator = ChunkGenerator(ds, specs, progress=False)
+        for chunk in generator:
+            assert generator.memory.owns(chunk.x) and generator.memory.owns(chunk.mask)
+            buffers.add(buffer_of(chunk.x))
             copies.append((chunk.x.copy(), chunk.mask.copy(), chunk.y.copy()))
             del chunk
     assert len(kept) == len(copies) >= 4
@@ -115,8 +124,10 @@ def test_chunks_a_consumer_keeps_stay_intact_while_later_chunks_reuse_memory(
         np.testing.assert_array_equal(chunk.x, x)
         np.testing.assert_array_equal(chunk.mask, mask)
         np.testing.assert_array_equal(chunk.y, y)
-    kept_buffers = {address(c.x) for c in kept} | {address(c.mask) for c in kept}
-    assert len(kept_buffers) == 2 * len(kept)  # no two chunks a consumer holds share memory
+    x_and_mask = [a for c in kept for a in (c.x, c.mask)]
+    assert not any(  # no two arrays a consumer holds share memory
+        np.shares_memory(a, b) for i, a in enumerate(x_and_mask) for b in x_and_mask[i + 1 :]
+    )
 
 
 def test_chunks_a_cluster_client_assembles_reuse_memory_only_once_dropped(
@@ -145,11 +156,14 @@ def test_chunks_a_cluster_client_assembles_reuse_memory_only_once_dropped(
     expected = [assemble(r, k, seed=4, shuffle=True) for k, r in enumerate(rows)]  # own memory
     held = assemble(rows[0], 0, seed=4, shuffle=True, memory=memory)
     second = assemble(rows[1], 1, seed=4, shuffle=True, memory=memory)
+    assert memory.owns(held.x) and memory.owns(second.x) and memory.owns(second.mask)
     assert not np.shares_memory(held.x, second.x)
-    first_second = address(second.x)
+    buffers_of_second = (buffer_of(second.x), buffer_of(second.mask))
     del second
     third = assemble(rows[2], 2, seed=4, shuffle=True, memory=memory)
-    assert address(third.x) == first_second  # chunk 1 was dropped: its memory made chunk 2
+    # chunk 1 was dropped: its memory made chunk 2
+    assert (buffer_of(third.x), buffer_of(third.mask)) == buffers_of_second
+    assert memory.kept == 4
     for got, want in [(held, expected[0]), (third, expected[2])]:
         np.testing.assert_array_equal(got.x, want.x)
         np.testing.assert_array_equal(got.mask, want.mask)

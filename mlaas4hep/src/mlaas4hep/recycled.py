@@ -13,6 +13,7 @@ refers to it. Every array handed out is a view of its buffer (numpy points a vie
 the buffer that owns the memory), and anything that keeps the memory (a slice, a tensor made
 from it, a `memoryview`) keeps such a view and so the buffer's reference count up: a chunk a
 consumer still holds, or any part of it, is never overwritten. At most `KEEP` buffers are kept.
+(This relies on CPython's reference counts, read under the GIL.)
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class RecycledMemory:
         """Like `np.empty(shape, dtype)` (uninitialised, C order), in reused memory if any."""
         dtype = np.dtype(dtype)
         nbytes = math.prod(shape) * dtype.itemsize
-        if nbytes < SMALLEST:
+        if nbytes < SMALLEST or dtype.hasobject:
             return np.empty(shape, dtype)
         buffer = self._take(nbytes)
         return buffer[:nbytes].view(dtype).reshape(shape)
@@ -66,9 +67,9 @@ class RecycledMemory:
     def _take(self, nbytes: int) -> np.ndarray:
         with self._lock:
             unused = [i for i in range(len(self._buffers)) if self._unused(i)]
-            for i in unused:
-                if nbytes <= self._buffers[i].nbytes <= nbytes * SLACK:
-                    return self._buffers[i]
+            fitting = [i for i in unused if nbytes <= self._buffers[i].nbytes <= nbytes * SLACK]
+            if fitting:  # the smallest that fits: a full-size buffer stays for a full chunk
+                return self._buffers[min(fitting, key=lambda i: self._buffers[i].nbytes)]
             if len(self._buffers) >= self.keep and unused:
                 del self._buffers[unused[0]]  # the oldest unused one makes room
             buffer = np.empty(nbytes, dtype=np.uint8)
@@ -79,9 +80,14 @@ class RecycledMemory:
     def _unused(self, index: int) -> bool:
         return sys.getrefcount(self._buffers[index]) == _UNUSED
 
-    def __len__(self) -> int:
+    @property
+    def kept(self) -> int:
         """Buffers kept (in use or not)."""
         return len(self._buffers)
+
+    def owns(self, array: np.ndarray) -> bool:
+        """Whether `array` lives in one of the kept buffers."""
+        return any(array.base is buffer for buffer in self._buffers)
 
     def release(self) -> None:
         """Give every kept buffer back (arrays still in use stay valid: they own a reference)."""

@@ -36,7 +36,8 @@ def assemble(
     if len(rows) == 1 and not shuffled:
         return Chunk(rows[0].x, rows[0].mask, rows[0].y)
     first = rows[0]
-    memory = memory or RecycledMemory(keep=0)
+    if memory is None:
+        memory = RecycledMemory(keep=0)
     x = memory.empty((total, *first.x.shape[1:]), first.x.dtype)
     mask = memory.empty((total, *first.mask.shape[1:]), first.mask.dtype)
     y = np.empty(total, dtype=first.y.dtype)
