@@ -87,10 +87,6 @@ def test_at_most_keep_buffers_are_kept_and_small_arrays_are_not() -> None:
     del held
     again = [memory.empty((ROWS, WIDTH), np.float32) for _ in range(2)]
     assert {buffer_of(a) for a in again} == kept
-    memory.release()
-    assert memory.kept == 0
-    again[0][...] = 3.0  # arrays handed out stay valid: they hold their buffer
-    assert float(again[0].sum()) == 3.0 * ROWS * WIDTH
 
 
 def test_chunks_a_consumer_keeps_stay_intact_while_later_chunks_reuse_memory(

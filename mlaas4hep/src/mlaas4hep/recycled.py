@@ -88,8 +88,3 @@ class RecycledMemory:
     def owns(self, array: np.ndarray) -> bool:
         """Whether `array` lives in one of the kept buffers."""
         return any(array.base is buffer for buffer in self._buffers)
-
-    def release(self) -> None:
-        """Give every kept buffer back (arrays still in use stay valid: they own a reference)."""
-        with self._lock:
-            self._buffers.clear()

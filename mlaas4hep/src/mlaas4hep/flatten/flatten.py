@@ -25,6 +25,7 @@ import numpy as np
 from mlaas4hep.arrays import flat_values, jagged_parts
 from mlaas4hep.errors import DataValueError
 from mlaas4hep.normalise import min_max, normalise
+from mlaas4hep.recycled import RecycledMemory
 from mlaas4hep.specs import Specs
 
 logger = logging.getLogger("mlaas4hep")
@@ -78,8 +79,13 @@ class Flattener:
         """(values - min) / (max - min) in the output dtype; 0 for a constant branch."""
         return normalise(values, self._offset[key], self._scale[key], out, self.dtype)
 
-    def allocate(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        return np.empty((n, self.width), dtype=self.dtype), np.empty((n, self.width), np.uint8)
+    def allocate(
+        self, n: int, memory: RecycledMemory | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Uninitialised (x, mask) for n rows; in `memory` (chunks given back) when given."""
+        if memory is None:
+            return np.empty((n, self.width), dtype=self.dtype), np.empty((n, self.width), np.uint8)
+        return memory.empty((n, self.width), self.dtype), memory.empty((n, self.width), np.uint8)
 
     def transform(
         self,

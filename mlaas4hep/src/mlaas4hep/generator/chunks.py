@@ -154,8 +154,7 @@ class ChunkGenerator:
         """
         sizes = [len(next(iter(arrays.values()))) for _, arrays in portions]
         total = sum(sizes)
-        x = self.memory.empty((total, self.flattener.width), self.flattener.dtype)
-        mask = self.memory.empty((total, self.flattener.width), np.uint8)
+        x, mask = self.flattener.allocate(total, self.memory)
         y = np.empty(total, dtype=np.float32)
         place = None
         if rng is not None and total > 1:
