@@ -84,7 +84,7 @@ class Flattener:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Uninitialised (x, mask) for n rows; in `memory` (chunks given back) when given."""
         if memory is None:
-            return np.empty((n, self.width), dtype=self.dtype), np.empty((n, self.width), np.uint8)
+            memory = RecycledMemory(keep=0)  # keeps nothing: plain fresh arrays
         return memory.empty((n, self.width), self.dtype), memory.empty((n, self.width), np.uint8)
 
     def transform(
